@@ -1,0 +1,88 @@
+"""Structured-config schemas: a misspelled key in YAML or on the command line is an error.
+
+The schemas are registered in Hydra's ConfigStore and named first in each primary config's
+defaults list (``conf/train.yaml`` etc.), so every YAML file merged on top of them is checked.
+Nodes that are handed to ``hydra.utils.instantiate`` (model, optimizer, loss, callbacks, ...)
+are typed ``Any`` here; their keys are checked by the target's own signature, which takes
+no ``**kwargs`` for the project's own targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "${hydra:runtime.cwd}"
+    data_dir: str = "${paths.root_dir}/data"
+    output_dir: str = "${paths.root_dir}/outputs"
+    run_dir: str = "${hydra:runtime.output_dir}"
+
+
+@dataclass
+class MaskConfig:
+    # "R,G,B" (or "G" for grey) -> class index; colours are matched at the original mask size.
+    rgb_map: dict[str, int] = field(default_factory=dict)
+    num_classes: int = 2
+    # Max per-channel distance at which a colour snaps to the nearest rgb_map colour
+    # (0: every colour must match exactly; use ~40 for JPEG-compressed masks).
+    tolerance: int = 0
+
+
+@dataclass
+class DataConfig:
+    source: Any = None  # _target_ of a flexunet.data.sources class
+    augment: Any = None  # _target_: albumentations.Compose, or null for none
+    num_parallel_calls: int = 2
+    prefetch: int = 2
+    check: bool = True  # validate every file before training starts
+    limit: int | None = None  # use at most this many pairs per split (quick experiments)
+
+
+@dataclass
+class RuntimeConfig:
+    intra_op_threads: int = 0  # 0: TensorFlow's choice
+    inter_op_threads: int = 0
+    gpu_memory_growth: bool = True
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 4
+    steps_per_epoch: int | None = None  # null: one full pass over the training split
+    validation_steps: int | None = None
+    monitor: str = "val_lesion_dice"
+    monitor_mode: str = "max"
+    optimizer: Any = None
+    loss: Any = None
+    metrics: list[Any] = field(default_factory=list)
+    callbacks: dict[str, Any] = field(default_factory=dict)
+    strategy: str = "default"  # default | mirrored
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+
+
+@dataclass
+class TrainJobConfig:
+    model: Any = None
+    data: DataConfig = field(default_factory=DataConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    task_name: str = "train"
+    seed: int = 137
+    tags: list[str] = field(default_factory=list)
+    resume: str | None = None
+
+
+def register_configs() -> None:
+    """Register the schemas; idempotent, so in-process sweeps may call it again."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainJobConfig)
