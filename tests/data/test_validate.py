@@ -1,0 +1,233 @@
+"""The pre-training data check and the safe image loader.
+
+Corruptions are made on copies in tmp_path; the shared sample data is only read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from flexunet.data.pairing import Pair, pair_files, require_complete
+from flexunet.data.validate import (
+    Problem,
+    check_pairs,
+    format_problems,
+    load_image_rgb,
+    raise_if_problems,
+)
+from flexunet.errors import DataError
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+BINARY = {"0": 0, "255": 1}
+
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"sample data not found at {DATA}")
+
+
+def _pairs(root: Path) -> list[Pair]:
+    images, masks = root / "images", root / "masks"
+    return require_complete(pair_files(images, masks), images, masks)
+
+
+@pytest.fixture
+def ham(tmp_path: Path) -> Path:
+    """A writable copy of ham10000-mini (6 pairs, about 0.5 MB)."""
+    root = tmp_path / "ham"
+    shutil.copytree(DATA / "ham10000-mini", root)
+    return root
+
+
+def _only(problems: list[Problem]) -> Problem:
+    assert len(problems) == 1, format_problems(problems)
+    return problems[0]
+
+
+def _png_bomb(path: Path, width: int, height: int) -> None:
+    """A valid 1-bit PNG of width x height zeros: tiny on disk, huge once decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    row = bytes(1 + (width + 7) // 8)
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+# --------------------------------------------------------------------------- clean data
+
+
+@pytest.mark.parametrize("subset", ["ph2", "ham10000-mini", "formats/ph2-bmp"])
+def test_sample_data_has_no_problems(subset: str) -> None:
+    pairs = _pairs(DATA / subset)
+    assert check_pairs(pairs, BINARY, min_size=(256, 256)) == []
+    raise_if_problems([], "clean")  # no-op
+
+
+def test_load_image_rgb_formats() -> None:
+    jpg = load_image_rgb(DATA / "ph2" / "images" / "IMD002.jpg")
+    bmp = load_image_rgb(DATA / "formats" / "ph2-bmp" / "images" / "IMD002.bmp")
+    assert jpg.dtype == np.uint8 and jpg.ndim == 3 and jpg.shape[2] == 3
+    assert bmp.shape == jpg.shape  # same PH2 image, two encodings
+    assert np.abs(jpg.astype(int) - bmp.astype(int)).mean() < 5
+
+
+# --------------------------------------------------------------------------- one error each
+
+
+def test_unreadable_image(ham: Path) -> None:
+    bad = ham / "images" / "ISIC_0024340.jpg"
+    bad.write_bytes(b"\x00garbage, not a JPEG" * 50)
+    problem = _only(check_pairs(_pairs(ham), BINARY))
+    assert problem.path == bad and "ISIC_0024340.jpg" in problem.problem
+    assert "not a readable image" in problem.problem
+    with pytest.raises(DataError, match="ISIC_0024340.jpg"):
+        load_image_rgb(bad)
+
+
+def test_truncated_jpeg(ham: Path) -> None:
+    bad = ham / "images" / "ISIC_0024355.jpg"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    problem = _only(check_pairs(_pairs(ham), BINARY))
+    assert problem.path == bad
+    assert "ISIC_0024355.jpg" in problem.problem and "truncated" in problem.problem
+    with pytest.raises(DataError, match="ISIC_0024355.jpg.*truncated"):
+        load_image_rgb(bad)
+
+
+def test_truncation_detected_even_if_pillow_told_to_ignore_it(
+    ham: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = ham / "images" / "ISIC_0024355.jpg"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(DataError, match="truncated"):
+        load_image_rgb(bad)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored
+
+
+def test_truncated_mask(ham: Path) -> None:
+    bad = ham / "masks" / "ISIC_0024357.png"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    problem = _only(check_pairs(_pairs(ham), BINARY))
+    assert problem.path == bad and "ISIC_0024357.png" in problem.problem
+
+
+def test_size_mismatch(ham: Path) -> None:
+    mask = ham / "masks" / "ISIC_0024377.png"
+    with Image.open(mask) as img:
+        img.resize((300, 225), Image.NEAREST).save(mask)
+    problem = _only(check_pairs(_pairs(ham), BINARY))
+    assert problem.path == mask
+    assert "ISIC_0024377.png" in problem.problem and "ISIC_0024377.jpg" in problem.problem
+    assert "300x225" in problem.problem and "600x450" in problem.problem
+
+
+def test_colour_not_in_rgb_map(ham: Path) -> None:
+    mask = ham / "masks" / "ISIC_0024383.png"
+    with Image.open(mask) as img:
+        rgb = np.asarray(img.convert("RGB")).copy()
+    rgb[:10, :10] = (255, 0, 0)
+    Image.fromarray(rgb).save(mask)
+    problem = _only(check_pairs(_pairs(ham), BINARY))
+    assert problem.path == mask and "ISIC_0024383.png" in problem.problem
+    assert "(255,0,0) x 100 px" in problem.problem and "rgb_map" in problem.problem
+    # red is 255 away from both black and white: no tolerance can snap it unambiguously
+    assert "equally near" not in problem.problem
+    assert check_pairs(_pairs(ham), BINARY, tolerance=255) != []
+    assert check_pairs(_pairs(ham), {"0": 0, "255": 1, "255,0,0": 1}) == []
+
+
+def test_image_smaller_than_min_size(ham: Path) -> None:
+    problems = check_pairs(_pairs(ham), BINARY, min_size=(640, 400))
+    assert len(problems) == 6
+    assert all("600x450" in p.problem and "min_size 640x400" in p.problem for p in problems)
+    assert all(p.path.name in p.problem for p in problems)
+    assert check_pairs(_pairs(ham), BINARY, min_size=(600, 450)) == []
+
+
+def test_decompression_bomb_refused_without_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "bomb"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    _png_bomb(root / "images" / "huge.png", 20000, 20000)  # 400 Mpx, ~50 kB on disk
+    assert (root / "images" / "huge.png").stat().st_size < 200_000
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "masks" / "huge.png")
+
+    original_load = ImageFile.ImageFile.load
+
+    def guarded_load(self: ImageFile.ImageFile):  # type: ignore[no-untyped-def]
+        assert self.size[0] * self.size[1] <= 1_000_000, "a bomb was decoded"
+        return original_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", guarded_load)
+    problems = check_pairs(_pairs(root), BINARY)
+    problem = next(p for p in problems if p.path.parent.name == "images")
+    assert "huge.png" in problem.problem and "decompression bomb" in problem.problem
+    with pytest.raises(DataError, match="huge.png.*decompression bomb"):
+        load_image_rgb(root / "images" / "huge.png")
+
+
+def test_max_pixels_limit(ham: Path) -> None:
+    problems = check_pairs(_pairs(ham)[:1], BINARY, max_pixels=100_000)
+    assert {p.path.name for p in problems} == {"ISIC_0024340.jpg", "ISIC_0024340.png"}
+    assert all("600x450 = 270,000 pixels" in p.problem for p in problems)
+    with pytest.raises(DataError, match="ISIC_0024340.jpg.*decompression bomb"):
+        load_image_rgb(ham / "images" / "ISIC_0024340.jpg", max_pixels=100_000)
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_failed_check_leaves_folder_untouched(ham: Path) -> None:
+    (ham / "images" / "ISIC_0024340.jpg").write_bytes(b"garbage")
+    truncated = ham / "images" / "ISIC_0024355.jpg"
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    with Image.open(ham / "masks" / "ISIC_0024377.png") as img:
+        img.resize((100, 100)).save(ham / "masks" / "ISIC_0024377.png")
+    before = _digest(ham)
+    problems = check_pairs(_pairs(ham), BINARY, min_size=(1000, 1000))
+    with pytest.raises(DataError) as info:
+        raise_if_problems(problems, f"checking {ham}")
+    assert _digest(ham) == before
+    message = str(info.value)
+    assert message.startswith(f"checking {ham}: {len(problems)} problem(s)")
+    for name in ("ISIC_0024340.jpg", "ISIC_0024355.jpg", "ISIC_0024377.png"):
+        assert name in message
+
+
+def test_format_and_raise_cap_at_twenty() -> None:
+    problems = [
+        Problem(Path(f"/data/img{i:02d}.jpg"), f"img{i:02d}.jpg: broken") for i in range(25)
+    ]
+    table = format_problems(problems[:2])
+    lines = table.splitlines()
+    assert lines[0].startswith("file") and "problem" in lines[0]
+    assert lines[2].startswith("/data/img00.jpg") and lines[2].endswith("img00.jpg: broken")
+    with pytest.raises(DataError) as info:
+        raise_if_problems(problems, "prepare")
+    message = str(info.value)
+    assert "25 problem(s)" in message and "5 more" in message
+    assert "img19.jpg" in message and "img20.jpg" not in message
+    assert format_problems([]) == "no problems found"
