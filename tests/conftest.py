@@ -50,3 +50,15 @@ def compose(data_dir: Path, tmp_path: Path):
         return cfg
 
     return _compose
+
+
+@pytest.fixture(scope="session")
+def prepared_ph2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 150 PH2 pairs prepared once per session with flexunet-prepare's defaults."""
+    if not (SHARED_DATA / "ph2").is_dir():
+        pytest.skip(f"sample data not found at {SHARED_DATA}")
+    from flexunet.data.prepare import prepare_dataset
+
+    output = tmp_path_factory.mktemp("prepared") / "ph2"
+    prepare_dataset(SHARED_DATA / "ph2", output, rgb_map={"0,0,0": 0, "255,255,255": 1})
+    return output

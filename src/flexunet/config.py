@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 
 @dataclass
@@ -48,6 +49,9 @@ class RuntimeConfig:
     intra_op_threads: int = 0  # 0: TensorFlow's choice
     inter_op_threads: int = 0
     gpu_memory_growth: bool = True
+    # One GPU per job: CUDA_VISIBLE_DEVICES = hydra.job.num % (GPUs visible), set at the first
+    # job of each process before TensorFlow starts (joblib workers keep their first GPU).
+    gpu_per_job: bool = False
 
 
 @dataclass
@@ -82,7 +86,87 @@ class TrainJobConfig:
     resume: str | None = None
 
 
+@dataclass
+class PrepareJobConfig:
+    """``flexunet-prepare``: check a folder and split it into train/valid/test."""
+
+    source: str | None = None  # folder with image_dir/ and mask_dir/ (read only)
+    output: str | None = None  # new folder for {train,valid,test}/{images,masks}
+    metadata: str | None = None  # HAM10000_metadata.csv: split by lesion_id
+    check_only: bool = False
+    fractions: dict[str, float] = field(default_factory=dict)
+    seed: int = 137
+    image_dir: str = "images"
+    mask_dir: str = "masks"
+    mask_suffixes: list[str] = field(default_factory=list)
+    link: str = "copy"  # copy | symlink | hardlink
+    overwrite: bool = False  # add/replace files in a non-empty output (never deletes)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    task_name: str = "prepare"
+
+
+@dataclass
+class PredictConfig:
+    """Prediction options shared by evaluation and inference (flexunet.predict.PredictOptions)."""
+
+    tta: str | None = None  # flips: mean over identity, h, v and hv flips; null: none
+    postprocess: str | None = None  # largest_component: keep the largest lesion, fill holes
+    tiled: bool = False  # overlapping model-sized tiles blended with a smooth window
+    tile_scale: float = 1.0  # image scale at which it is tiled (1.0: native resolution)
+    tile_overlap: float = 0.5  # fraction of a tile shared with its neighbour
+    batch_size: int = 8  # tiles per forward pass
+
+
+@dataclass
+class EvalConfig(PredictConfig):
+    split: str = "test"  # train | valid | test | all
+
+
+@dataclass
+class EvaluateJobConfig:
+    ckpt_path: str = MISSING  # a .keras checkpoint or a training run directory
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    task_name: str = "evaluate"
+
+
+@dataclass
+class InferConfig(PredictConfig):
+    images_dir: str = MISSING
+    output_dir: str = "${paths.run_dir}/predictions"
+    overwrite: bool = False  # write into a non-empty output_dir (same names are replaced)
+    overlay: bool = False  # also write the image with the lesion contour
+    probabilities: bool = False  # also write the foreground probability (8-bit PNG)
+
+
+@dataclass
+class InferJobConfig:
+    ckpt_path: str = MISSING
+    infer: InferConfig = field(default_factory=InferConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    task_name: str = "infer"
+
+
+@dataclass
+class ScoreJobConfig:
+    pred_dir: str = MISSING  # predicted masks
+    gt_dir: str = MISSING  # ground-truth masks, paired with the predictions by file stem
+    mask_suffixes: list[str] = field(default_factory=list)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    task_name: str = "score"
+
+
 def register_configs() -> None:
     """Register the schemas; idempotent, so in-process sweeps may call it again."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainJobConfig)
+    cs.store(name="prepare_schema", node=PrepareJobConfig)
+    cs.store(name="evaluate_schema", node=EvaluateJobConfig)
+    cs.store(name="infer_schema", node=InferJobConfig)
+    cs.store(name="score_schema", node=ScoreJobConfig)
