@@ -84,6 +84,9 @@ class TrainJobConfig:
     seed: int = 137
     tags: list[str] = field(default_factory=list)
     resume: str | None = None
+    # After training: score checkpoints/best.keras on this split (eval.* options) into
+    # RUN_DIR/eval_SPLIT/; null: no evaluation (run flexunet-eval yourself).
+    evaluate_after: EvalConfig | None = None
 
 
 @dataclass
@@ -154,12 +157,70 @@ class InferJobConfig:
 
 
 @dataclass
+class FigureConfig(PredictConfig):
+    """``flexunet-figure``: which images, how large, where to."""
+
+    split: str = "test"  # train | valid | test | all
+    stems: list[str] = field(default_factory=list)  # empty: the first num_images of the split
+    num_images: int = 4
+    cell_width: int = 192  # pixels per column
+    colors: int | None = 256  # PNG palette size; null: full colour
+    output: str = "${paths.run_dir}/figure.png"
+
+
+@dataclass
+class FigureJobConfig:
+    ckpt_path: str = MISSING
+    figure: FigureConfig = field(default_factory=FigureConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    task_name: str = "figure"
+
+
+@dataclass
 class ScoreJobConfig:
     pred_dir: str = MISSING  # predicted masks
     gt_dir: str = MISSING  # ground-truth masks, paired with the predictions by file stem
     mask_suffixes: list[str] = field(default_factory=list)
     paths: PathsConfig = field(default_factory=PathsConfig)
     task_name: str = "score"
+
+
+@dataclass
+class BenchModelConfig:
+    """One model size of ``flexunet-bench``: keys that replace those of the composed model."""
+
+    model: dict[str, Any] = field(default_factory=dict)  # e.g. {image_width: 256, num_layers: 6}
+    images: int = 48  # training images per timed epoch (whole batches; pairs reused if fewer)
+
+
+@dataclass
+class BenchConfig:
+    models: dict[str, BenchModelConfig] = field(default_factory=dict)  # the first is the primary
+    rounds: int = 2  # alternating timed passes (pipeline, real fit, bare fit); the best is kept
+    rss_images: int = 32  # N: peak RSS of training on N and 4N images, a fresh process each
+    infer_dir: str = MISSING  # images for the inference timing (any size; 600x450 HAM10000)
+    infer_images: int = 6
+    infer_reps: int = 3
+    callbacks: list[str] = field(default_factory=list)  # names in train.callbacks to time
+    callback_epochs: int = 3  # per fit; the first epoch of each fit is not counted
+    callback_steps: int = 4  # training steps per epoch (validation: half as many)
+    subprocess_timeout: int = 600
+
+
+@dataclass
+class BenchJobConfig:
+    model: Any = None
+    data: DataConfig = field(default_factory=DataConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    task_name: str = "bench"
+    seed: int = 137
 
 
 def register_configs() -> None:
@@ -170,3 +231,5 @@ def register_configs() -> None:
     cs.store(name="evaluate_schema", node=EvaluateJobConfig)
     cs.store(name="infer_schema", node=InferJobConfig)
     cs.store(name="score_schema", node=ScoreJobConfig)
+    cs.store(name="figure_schema", node=FigureJobConfig)
+    cs.store(name="bench_schema", node=BenchJobConfig)

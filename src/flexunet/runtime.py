@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +31,47 @@ def configure_environment() -> None:
 _tf_configured = False
 
 
+def visible_gpu_ids() -> list[str]:
+    """GPUs this process may use, found without initialising CUDA: the inherited
+    CUDA_VISIBLE_DEVICES, else the NVIDIA driver's list (Linux)."""
+    inherited = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if inherited is not None:
+        return [g for g in inherited.split(",") if g.strip()]
+    driver = Path("/proc/driver/nvidia/gpus")
+    return [str(i) for i in range(len(list(driver.iterdir())))] if driver.is_dir() else []
+
+
+def pin_gpu(job_num: int) -> None:
+    """Restrict this process to GPU ``job_num % count`` via CUDA_VISIBLE_DEVICES; must run
+    before TensorFlow initialises CUDA (configure_tensorflow calls it first)."""
+    gpus = visible_gpu_ids()
+    if not gpus:
+        log.warning("runtime.gpu_per_job: no GPU found; running on the CPU")
+        return
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpus[job_num % len(gpus)]
+    log.info("runtime.gpu_per_job: job %d uses GPU %s", job_num, gpus[job_num % len(gpus)])
+
+
 def configure_tensorflow(
-    intra_op_threads: int = 0, inter_op_threads: int = 0, gpu_memory_growth: bool = True
+    intra_op_threads: int = 0,
+    inter_op_threads: int = 0,
+    gpu_memory_growth: bool = True,
+    gpu_per_job: bool = False,
+    job_num: int = 0,
 ) -> None:
-    """Threads and GPU memory growth, once per process (TensorFlow refuses later changes).
+    """GPU pinning, threads and GPU memory growth, once per process (TensorFlow refuses
+    later changes).
 
     In an in-process sweep job 2 onward finds TensorFlow initialised; the first job's
-    settings then stay, and a different request is logged rather than raised.
+    settings then stay (a joblib worker keeps the GPU of the first job it ran).
     """
     global _tf_configured
-    import tensorflow as tf
-
     if _tf_configured:
         return
+    if gpu_per_job:
+        pin_gpu(job_num)
+    import tensorflow as tf
+
     try:
         if gpu_memory_growth:
             for gpu in tf.config.list_physical_devices("GPU"):

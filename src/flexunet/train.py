@@ -2,18 +2,23 @@
 
     flexunet-train                                   # CPU model on the synthetic default
     flexunet-train model.base_filters=32 train.epochs=5
-    flexunet-train -m train.optimizer.learning_rate=1e-3,3e-4
+    flexunet-train -m train.optimizer.learning_rate=1e-3,3e-4     # SWEEP_DIR/summary.csv
+    flexunet-train -m hparams_search=optuna                       # Optuna TPE search
+    flexunet-train experiment=skin_cancer_512                     # the published run
+    flexunet-train resume=outputs/train/runs/DATE                 # continue a killed run
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from flexunet.config import register_configs
+from flexunet.errors import ConfigError
+from flexunet.rundir import resume_argv
 from flexunet.runtime import configure_environment
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -21,15 +26,18 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def run(cfg: DictConfig) -> float:
-    from flexunet.training import train
+    from flexunet.sweeps import run_job
 
-    result = train(cfg, Path(HydraConfig.get().runtime.output_dir))
-    return result["best_value"]
+    return run_job(cfg)
 
 
 def main() -> None:
     configure_environment()
     register_configs()
+    try:
+        sys.argv = resume_argv(sys.argv)
+    except ConfigError as err:
+        sys.exit(f"flexunet-train: {err}")
     run()
 
 

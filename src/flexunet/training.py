@@ -11,14 +11,17 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from flexunet.callbacks import BackupAndRestore
 from flexunet.data.masks import parse_rgb_map
 from flexunet.data.pipeline import build_augment, load_arrays, make_dataset
 from flexunet.data.sources import DataSource
 from flexunet.data.validate import check_pairs, raise_if_problems
 from flexunet.errors import ConfigError, DataError
+from flexunet.rundir import read_metrics_csv, trim_metrics_csv
 from flexunet.runtime import configure_tensorflow
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,8 @@ def check_data(cfg: DictConfig, pairs: dict) -> None:
     raise_if_problems(problems, "data check before training")
 
 
-def _prepare_run_dir(run_dir: Path, resuming: bool) -> None:
+def prepare_run_dir(run_dir: Path, resuming: bool) -> None:
+    """Refuse to train over a finished run; create the run directory's sub-folders."""
     best = run_dir / "checkpoints" / "best.keras"
     if best.exists() and not resuming:
         raise ConfigError(
@@ -72,7 +76,9 @@ def write_model_summary(model: keras.Model, path: Path) -> None:
 
 
 def build_callbacks(cfg: DictConfig, images: np.ndarray, masks: np.ndarray) -> list:
-    callbacks = []
+    """The ``train.callbacks`` dict as a list; callbacks that watch the others
+    (BackupAndRestore) are bound to them and run last."""
+    built = {}
     for name, node in cfg.train.callbacks.items():
         if node is None:
             continue
@@ -81,11 +87,70 @@ def build_callbacks(cfg: DictConfig, images: np.ndarray, masks: np.ndarray) -> l
             raise ConfigError(f"train.callbacks.{name} is not a keras Callback: {type(callback)}")
         if hasattr(callback, "bind_data"):
             callback.bind_data(images, masks)
-        callbacks.append(callback)
-    return callbacks
+        built[name] = callback
+    watchers = [cb for cb in built.values() if hasattr(cb, "bind_callbacks")]
+    for callback in watchers:
+        callback.bind_callbacks(built)
+    return [cb for cb in built.values() if cb not in watchers] + watchers
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``train.strategy``: default (one device) or mirrored (all local GPUs)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        if len(gpus) > 1:
+            return tf.distribute.MirroredStrategy()
+        log.warning(
+            "train.strategy=mirrored needs several GPUs, found %d: using the default strategy",
+            len(gpus),
+        )
+        return tf.distribute.get_strategy()
+    raise ConfigError(f"train.strategy={name!r}: use default or mirrored")
+
+
+def prepare_resume(run_dir: Path, callbacks: list) -> None:
+    """Before a resumed fit: check there is something to resume and drop metrics.csv rows of
+    epochs that will be trained again."""
+    backups = [cb for cb in callbacks if isinstance(cb, BackupAndRestore)]
+    if not backups:
+        raise ConfigError(
+            "resume needs the backup callback (train.callbacks.backup); it was removed"
+        )
+    done = backups[0].completed_epochs()
+    if done == 0 and (run_dir / "checkpoints" / "best.keras").exists():
+        raise ConfigError(
+            f"{run_dir}: no backup to resume from (the run finished, or was started without "
+            "train.callbacks.backup); refusing to train over it. Start a new run instead"
+        )
+    log.info("resuming %s after %d completed epochs", run_dir, done)
+    for cb in callbacks:
+        if isinstance(cb, keras.callbacks.CSVLogger):
+            dropped = trim_metrics_csv(Path(cb.filename), done)
+            if dropped:
+                log.warning("%s: dropped %d rows of epochs trained again", cb.filename, dropped)
+
+
+def full_history(callbacks: list, history: dict) -> dict:
+    """The whole run's epoch logs: metrics.csv when a CSVLogger writes one (it also holds
+    the epochs before a resume), else this fit's history."""
+    for cb in callbacks:
+        if isinstance(cb, keras.callbacks.CSVLogger):
+            logged = read_metrics_csv(Path(cb.filename))
+            logged.pop("epoch", None)
+            if logged:
+                return logged
+    return history
 
 
 def compile_model(cfg: DictConfig) -> keras.Model:
+    """Model, optimizer, loss and metrics from the config (call inside the strategy's scope).
+
+    The optimizer's variables are created here, eagerly: created lazily inside the first
+    traced train step, each comes with conditional-initialisation graphs that TensorFlow
+    never frees, and an in-process sweep grew by ~27 MiB per job.
+    """
     model = instantiate(cfg.model, _convert_="all")
     optimizer = instantiate(cfg.train.optimizer, _convert_="all")
     loss = instantiate(cfg.train.loss, _convert_="all")
@@ -93,15 +158,42 @@ def compile_model(cfg: DictConfig) -> keras.Model:
     model.compile(
         optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=cfg.train.jit_compile
     )
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
-    """Run one training job into ``run_dir``; returns the best monitored value and history."""
-    configure_tensorflow(**cfg.runtime)
-    keras.utils.set_random_seed(cfg.seed)
-    _prepare_run_dir(run_dir, resuming=False)
+def train(cfg: DictConfig, run_dir: Path, job_num: int = 0) -> dict:
+    """Run one training job into ``run_dir``; returns the best monitored value and history.
 
+    ``job_num`` (Hydra's ``hydra.job.num``) picks the GPU when ``runtime.gpu_per_job`` is set.
+    With ``cfg.resume`` the job continues the run in ``run_dir`` from its last backup.
+    """
+    configure_tensorflow(**cfg.runtime, job_num=job_num)
+    keras.utils.set_random_seed(cfg.seed)
+    resuming = cfg.resume is not None
+    prepare_run_dir(run_dir, resuming=resuming)
+    policy = keras.mixed_precision.global_policy()
+    try:
+        if cfg.train.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        logs = fit(cfg, run_dir, resuming)
+    finally:
+        # In-process sweeps: the next job starts from a clean Keras state, and the memory
+        # of this one (model, datasets, traced functions: fit's locals) is released.
+        keras.mixed_precision.set_global_policy(policy)
+        keras.backend.clear_session()
+        gc.collect()
+    result = summarize_history(logs, cfg.train.monitor, cfg.train.monitor_mode)
+    log.info(
+        "best %s = %.4f at epoch %d; run directory: %s",
+        cfg.train.monitor, result["best_value"], result["best_epoch"], run_dir,
+    )
+    return result
+
+
+def fit(cfg: DictConfig, run_dir: Path, resuming: bool) -> dict:
+    """Data, model (inside the distribution strategy's scope), callbacks and ``model.fit``;
+    returns the whole run's epoch logs."""
     source, pairs = load_splits(cfg, ("train", "valid"))
     log.info(
         "data: %s; using train %d, valid %d",
@@ -123,12 +215,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     )
     valid_ds = make_dataset(pairs["valid"], repeat=cfg.train.validation_steps is not None, **common)
 
-    model = compile_model(cfg)
+    with make_strategy(cfg.train.strategy).scope():
+        model = compile_model(cfg)
     write_model_summary(model, run_dir / "model_summary.txt")
     log.info("model: %s parameters, input %dx%d", f"{model.count_params():,}", *size)
 
     images, masks = load_arrays(pairs["valid"][:8], size, rgb_map, cfg.mask.tolerance)
     callbacks = build_callbacks(cfg, images, masks)
+    if resuming:
+        prepare_resume(run_dir, callbacks)
     history = model.fit(
         train_ds,
         validation_data=valid_ds,
@@ -139,29 +234,22 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         verbose=cfg.train.verbose,
         shuffle=False,  # the dataset is shuffled (seeded) by the pipeline
     )
-    result = summarize_history(history.history, cfg.train.monitor, cfg.train.monitor_mode)
-    log.info(
-        "best %s = %.4f at epoch %d; run directory: %s",
-        cfg.train.monitor, result["best_value"], result["best_epoch"], run_dir,
-    )
-    del model, train_ds, valid_ds
-    keras.backend.clear_session()
-    gc.collect()
-    return result
+    return full_history(callbacks, history.history)
 
 
 def summarize_history(history: dict, monitor: str, mode: str) -> dict:
+    """Best epoch (1-based) and value of ``monitor``, epoch count and last logged values."""
     values = history.get(monitor)
     if not values:
         raise ConfigError(
             f"train.monitor={monitor!r} is not among the logged values: {sorted(history)}"
         )
+    final = {k: float(v[-1]) for k, v in history.items()}
     pick = np.nanargmax if mode == "max" else np.nanargmin
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError):  # every value NaN: the run diverged
         best = int(pick(values))
         return {
-            "best_epoch": best + 1,
-            "best_value": float(values[best]),
-            "final": {k: float(v[-1]) for k, v in history.items()},
+            "best_epoch": best + 1, "best_value": float(values[best]),
+            "epochs": len(values), "final": final,
         }
-    return {"best_epoch": 0, "best_value": math.nan, "final": {}}
+    return {"best_epoch": 0, "best_value": math.nan, "epochs": len(values), "final": final}

@@ -1,7 +1,12 @@
 """Keras callbacks that Keras does not ship, referenced from ``conf/train/callbacks``."""
 
+from flexunet.callbacks.backup import BackupAndRestore
 from flexunet.callbacks.epoch_change import EpochChangeInference
 from flexunet.callbacks.lr import ReduceLROnPlateau
 from flexunet.callbacks.plots import TrainingPlots
+from flexunet.callbacks.time_limit import TimeLimit
 
-__all__ = ["EpochChangeInference", "ReduceLROnPlateau", "TrainingPlots"]
+__all__ = [
+    "BackupAndRestore", "EpochChangeInference", "ReduceLROnPlateau", "TimeLimit",
+    "TrainingPlots",
+]

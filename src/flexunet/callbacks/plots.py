@@ -6,15 +6,27 @@ from pathlib import Path
 
 import keras
 
+from flexunet.rundir import read_metrics_csv
+
 
 class TrainingPlots(keras.callbacks.Callback):
-    """Writes ``train_losses.png`` and ``train_metrics.png`` (train vs validation curves)."""
+    """Writes ``train_losses.png`` and ``train_metrics.png`` (train vs validation curves).
 
-    def __init__(self, output_dir: str) -> None:
+    With ``metrics_csv`` (the CSVLogger's file), the epochs already in it are loaded when
+    training begins, so the plots of a resumed run cover the whole run.
+    """
+
+    def __init__(self, output_dir: str, metrics_csv: str | None = None) -> None:
         super().__init__()
         self.output_dir = Path(output_dir)
+        self.metrics_csv = Path(metrics_csv) if metrics_csv else None
         self.history: dict[str, list[float]] = {}
         self.epochs: list[int] = []
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        previous = read_metrics_csv(self.metrics_csv) if self.metrics_csv else {}
+        self.epochs = [int(e) + 1 for e in previous.pop("epoch", [])]
+        self.history = previous
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.epochs.append(epoch + 1)
