@@ -33,7 +33,8 @@ def fast_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=[*FAST, f"paths.data_dir={data_dir}", "train.epochs=2"],
+            overrides=[*FAST, f"paths.data_dir={data_dir}", "train.epochs=2",
+                       "evaluate_after={split: test, tta: flips}"],
             return_hydra_config=True,
         )
     with open_dict(cfg):
@@ -42,6 +43,7 @@ def fast_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     GlobalHydra.instance().clear()
     result = train(cfg, run_dir)
     assert result["best_epoch"] in (1, 2)
+    assert 0.0 <= result["evaluation"]["dice"] <= 1.0
     return run_dir
 
 
@@ -49,7 +51,8 @@ def test_run_directory_has_every_artifact(fast_run: Path) -> None:
     for name in [
         "checkpoints/best.keras", "checkpoints/last.keras", "metrics.csv", "train_metrics.png",
         "train_losses.png", "model_summary.txt", "epoch_change_infer/epoch_001.png",
-        "epoch_change_infer/epoch_002.png",
+        "epoch_change_infer/epoch_002.png", "eval_test/evaluation.json",
+        "eval_test/evaluation_per_image.csv",
     ]:
         assert (fast_run / name).is_file(), name
     rows = list(csv.DictReader((fast_run / "metrics.csv").open()))
@@ -178,3 +181,14 @@ def test_cli_trains_from_the_command_line(tmp_path: Path, data_dir: Path) -> Non
     assert (run_dir / "checkpoints/best.keras").is_file()
     assert (run_dir / ".hydra/config.yaml").is_file()
     assert not any(p.name != "cli_run" for p in tmp_path.iterdir())  # nothing in the cwd
+
+
+def test_misspelled_evaluate_after_option_fails_before_training(compose, tmp_path) -> None:
+    from omegaconf.errors import ConfigKeyError
+
+    from flexunet.training import train
+
+    cfg = compose([*FAST, "evaluate_after={splt: test}"])
+    with pytest.raises(ConfigKeyError, match="splt"):
+        train(cfg, tmp_path / "never")
+    assert not (tmp_path / "never").exists()

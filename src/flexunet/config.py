@@ -86,7 +86,7 @@ class TrainJobConfig:
     resume: str | None = None
     # After training: score checkpoints/best.keras on this split (eval.* options) into
     # RUN_DIR/eval_SPLIT/; null: no evaluation (run flexunet-eval yourself).
-    evaluate_after: EvalConfig | None = None
+    evaluate_after: Any = None  # eval.* keys (checked against EvalConfig when used), or null
 
 
 @dataclass

@@ -18,6 +18,7 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from flexunet.config import EvaluateJobConfig
 from flexunet.data.masks import decode_mask, load_mask_rgb, parse_rgb_map
 from flexunet.data.pairing import Pair, list_image_files, pair_files, require_complete
 from flexunet.data.sources import SPLITS, DataSource
@@ -189,6 +190,19 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
         num_classes=scorer.num_classes,
     )
     return _finish(run_dir, f"evaluation of {ckpt}", result, scorer.records)
+
+
+def evaluate_run(train_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """``evaluate_after``: score a finished training run's ``checkpoints/best.keras`` with the
+    run's own data and mask config into ``RUN_DIR/eval_SPLIT/`` (as ``flexunet-eval`` would;
+    every pair of the split, whatever ``data.limit`` training used)."""
+    cfg = OmegaConf.structured(EvaluateJobConfig)
+    cfg.ckpt_path = str(run_dir / "checkpoints" / "best.keras")
+    cfg.eval = OmegaConf.merge(cfg.eval, train_cfg.evaluate_after)
+    for key in ("data", "mask", "runtime"):
+        cfg[key] = OmegaConf.merge(cfg[key], OmegaConf.to_container(train_cfg[key], resolve=True))
+    cfg.data.limit = None
+    return evaluate(cfg, run_dir / f"eval_{cfg.eval.split}")
 
 
 # --------------------------------------------------------------------------- flexunet-score

@@ -13,9 +13,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from flexunet.callbacks import BackupAndRestore
+from flexunet.config import EvalConfig
 from flexunet.data.masks import parse_rgb_map
 from flexunet.data.pipeline import build_augment, load_arrays, make_dataset
 from flexunet.data.sources import DataSource
@@ -168,6 +169,8 @@ def train(cfg: DictConfig, run_dir: Path, job_num: int = 0) -> dict:
     ``job_num`` (Hydra's ``hydra.job.num``) picks the GPU when ``runtime.gpu_per_job`` is set.
     With ``cfg.resume`` the job continues the run in ``run_dir`` from its last backup.
     """
+    if cfg.evaluate_after is not None:  # a misspelled eval option fails now, not after training
+        OmegaConf.merge(OmegaConf.structured(EvalConfig), cfg.evaluate_after)
     configure_tensorflow(**cfg.runtime, job_num=job_num)
     keras.utils.set_random_seed(cfg.seed)
     resuming = cfg.resume is not None
@@ -188,6 +191,10 @@ def train(cfg: DictConfig, run_dir: Path, job_num: int = 0) -> dict:
         "best %s = %.4f at epoch %d; run directory: %s",
         cfg.train.monitor, result["best_value"], result["best_epoch"], run_dir,
     )
+    if cfg.evaluate_after is not None:
+        from flexunet.evaluation import evaluate_run
+
+        result["evaluation"] = evaluate_run(cfg, run_dir)["mean"]
     return result
 
 
