@@ -76,7 +76,9 @@ def level_specs(
     ]
 
 
-def _conv_block(x, spec: LevelSpec, normalization: bool, activation: str, name: str):
+def _conv_block(
+    x, spec: LevelSpec, normalization: bool, bn_momentum: float, activation: str, name: str
+):
     for j in (1, 2):
         x = layers.Conv2D(
             spec.filters,
@@ -88,7 +90,7 @@ def _conv_block(x, spec: LevelSpec, normalization: bool, activation: str, name: 
             name=f"{name}_conv{j}",
         )(x)
         if normalization:
-            x = layers.BatchNormalization(name=f"{name}_bn{j}")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{j}")(x)
             x = layers.Activation(activation, name=f"{name}_act{j}")(x)
         if j == 1 and spec.dropout > 0:
             x = layers.Dropout(spec.dropout, name=f"{name}_dropout")(x)
@@ -106,6 +108,7 @@ def build_flexunet(
     dropout_rate: float = 0.05,
     dilation: int | Sequence[int] | None = None,
     normalization: bool = False,
+    bn_momentum: float = 0.99,
     input_normalize: bool = True,
     activation: str = "relu",
 ) -> keras.Model:
@@ -113,7 +116,9 @@ def build_flexunet(
 
     The input takes raw 0-255 pixel values when ``input_normalize`` (scaled by a Rescaling layer
     so that saved models load in Keras' safe mode). The head is a 1x1 softmax over
-    ``num_classes`` (a sigmoid when ``num_classes == 1``).
+    ``num_classes`` (a sigmoid when ``num_classes == 1``). ``bn_momentum`` is the BatchNorm
+    moving-average momentum (with ``normalization``): 0.99 needs a few hundred steps before
+    its statistics fit the weights; 0.9 suits short runs of few steps per epoch.
     """
     specs = level_specs(base_filters, base_kernels, num_layers, dropout_rate, dilation)
     factor = 2 ** (num_layers - 1)
@@ -130,7 +135,7 @@ def build_flexunet(
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs) if input_normalize else inputs
     skips = []
     for i, spec in enumerate(specs):
-        x = _conv_block(x, spec, normalization, activation, f"enc{i}")
+        x = _conv_block(x, spec, normalization, bn_momentum, activation, f"enc{i}")
         if i < num_layers - 1:
             skips.append(x)
             x = layers.MaxPooling2D(2, name=f"enc{i}_pool")(x)
@@ -140,7 +145,7 @@ def build_flexunet(
             spec.filters, 2, strides=2, padding="same", name=f"dec{i}_up"
         )(x)
         x = layers.Concatenate(name=f"dec{i}_concat")([x, skips[i]])
-        x = _conv_block(x, spec, normalization, activation, f"dec{i}")
+        x = _conv_block(x, spec, normalization, bn_momentum, activation, f"dec{i}")
     head = "sigmoid" if num_classes == 1 else "softmax"
     outputs = layers.Conv2D(num_classes, 1, activation=head, dtype="float32", name="head")(x)
     return keras.Model(inputs, outputs, name="flexunet")
