@@ -1,0 +1,39 @@
+"""``flexunet-bench``: what flexunet-train's input pipeline, memory, inference and callbacks
+cost, measured in one run; prints a table and writes ``benchmark.json`` to the run directory.
+
+    flexunet-bench                                       # PH2; the CPU model and 256/6/k7
+    flexunet-bench bench.rounds=3 bench.models.k7_256.images=8
+    flexunet-bench hydra.run.dir=/tmp/bench data/augment=flips
+
+See conf/bench.yaml for the options and docs/performance.md for the results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from flexunet.config import register_configs
+from flexunet.runtime import configure_environment
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="bench")
+def run(cfg: DictConfig) -> None:
+    from flexunet.benchmarking import run_benchmark
+
+    run_benchmark(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def main() -> None:
+    configure_environment()
+    register_configs()
+    run()
+
+
+if __name__ == "__main__":
+    main()

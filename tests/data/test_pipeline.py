@@ -1,0 +1,160 @@
+"""The streaming input pipeline: alignment under augmentation, targets, resizing, seeding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from flexunet.data.masks import decode_mask, parse_rgb_map
+from flexunet.data.pairing import Pair
+from flexunet.data.pipeline import build_augment, make_dataset, read_image, read_pair
+from flexunet.errors import ConfigError, DataError
+
+BINARY = parse_rgb_map({"0,0,0": 0, "255,255,255": 1})
+
+
+def write_pair(folder: Path, stem: str, image: np.ndarray, mask: np.ndarray,
+               image_ext: str = ".png") -> Pair:
+    """Save an image (PNG: lossless, or JPEG) and its mask; return the pair."""
+    folder.mkdir(parents=True, exist_ok=True)
+    image_path, mask_path = folder / f"{stem}{image_ext}", folder / f"{stem}_mask.png"
+    Image.fromarray(image).save(image_path, quality=95)
+    Image.fromarray(mask).save(mask_path)
+    return Pair(stem, image_path, mask_path)
+
+
+def asymmetric_lesion(height: int = 64, width: int = 96) -> np.ndarray:
+    """A 0/255 mask with no mirror symmetry, built from 2x2 blocks (exact at half size)."""
+    mask = np.zeros((height, width), np.uint8)
+    mask[8:40, 10:30] = 255  # a block in the top-left
+    mask[44:52, 20:width - 10] = 255  # a bar along the bottom, off-centre
+    return mask
+
+
+def encoding_image(mask: np.ndarray) -> np.ndarray:
+    """An RGB image whose pixels say their mask class: 230 on the lesion, 30 elsewhere."""
+    return np.repeat(np.where(mask > 0, 230, 30).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def batches(ds) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(x.numpy(), y.numpy()) for x, y in ds]
+
+
+def test_augmented_batches_stay_aligned(tmp_path: Path) -> None:
+    mask = asymmetric_lesion()
+    pair = write_pair(tmp_path, "a", encoding_image(mask), mask)
+    flip = A.Compose([A.HorizontalFlip(p=1.0)])
+    ds = make_dataset(
+        [pair] * 3, size=(48, 32), rgb_map=BINARY, num_classes=2, batch_size=2, augment=flip
+    )
+    got = batches(ds)
+    assert [x.shape for x, _ in got] == [(2, 32, 48, 3), (1, 32, 48, 3)]
+    expected = cv2.resize(mask, (48, 32), interpolation=cv2.INTER_NEAREST)[:, ::-1] > 0
+    for images, targets in got:
+        assert images.dtype == np.float32 and targets.dtype == np.float32
+        lesion_by_pixel = images[..., 0] > 128
+        np.testing.assert_array_equal(lesion_by_pixel, targets[..., 1] == 1)
+        np.testing.assert_array_equal(targets[..., 1] == 1, np.stack([expected] * len(images)))
+
+
+def test_alignment_survives_random_geometric_augmentation(tmp_path: Path) -> None:
+    mask = asymmetric_lesion(64, 64)
+    pair = write_pair(tmp_path, "a", encoding_image(mask), mask)
+    cfg = OmegaConf.load(Path(__file__).parents[2] / "conf" / "data" / "augment" / "flips.yaml")
+    ds = make_dataset(  # square: RandomRotate90 swaps the sides of non-square images
+        [pair] * 8, size=(32, 32), rgb_map=BINARY, num_classes=2, batch_size=4,
+        augment=build_augment(cfg, seed=1),
+    )
+    for images, targets in batches(ds):
+        np.testing.assert_array_equal(images[..., 0] > 128, targets[..., 1] == 1)
+
+
+def test_one_hot_targets_for_three_classes_and_sigmoid_target(tmp_path: Path) -> None:
+    rgb = np.zeros((40, 40, 3), np.uint8)
+    rgb[:, 20:] = (255, 0, 0)
+    rgb[30:, :] = (0, 255, 0)
+    classes = parse_rgb_map({"0,0,0": 0, "255,0,0": 1, "0,255,0": 2})
+    pair = write_pair(tmp_path, "c", np.full((40, 40, 3), 99, np.uint8), rgb)
+    (_, target), = batches(
+        make_dataset([pair], size=(40, 40), rgb_map=classes, num_classes=3, batch_size=1)
+    )
+    expected = np.zeros((40, 40), np.int64)
+    expected[:, 20:] = 1
+    expected[30:, :] = 2
+    assert target.shape == (1, 40, 40, 3)
+    np.testing.assert_array_equal(target.sum(-1), 1.0)
+    np.testing.assert_array_equal(target[0].argmax(-1), expected)
+
+    lesion = asymmetric_lesion()
+    pair = write_pair(tmp_path, "s", encoding_image(lesion), lesion)
+    (_, target), = batches(
+        make_dataset([pair], size=(96, 64), rgb_map=BINARY, num_classes=1, batch_size=1)
+    )
+    assert target.shape == (1, 64, 96, 1)
+    np.testing.assert_array_equal(target[0, ..., 0], lesion > 0)
+
+
+def test_masks_are_resized_nearest_to_valid_classes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    mask = (rng.random((70, 100)) > 0.5).astype(np.uint8) * 255  # fine salt-and-pepper
+    pair = write_pair(tmp_path, "n", encoding_image(mask), mask)
+    image, classes = read_pair(pair, (64, 48), BINARY)
+    assert image.shape == (48, 64, 3) and classes.shape == (48, 64)
+    assert set(np.unique(classes)) <= {0, 1}
+    # equal to mapping at the original size, then resizing the class map with NEAREST
+    full = decode_mask(pair.mask, BINARY)
+    np.testing.assert_array_equal(
+        classes, cv2.resize(full, (64, 48), interpolation=cv2.INTER_NEAREST)
+    )
+
+
+def test_jpeg_is_decoded_near_the_model_size(tmp_path: Path) -> None:
+    yy, xx = np.mgrid[0:300, 0:400]
+    image = np.stack([xx * 255 // 400, yy * 255 // 300, (xx + yy) % 256], -1).astype(np.uint8)
+    pair = write_pair(tmp_path, "j", image, np.zeros((300, 400), np.uint8), image_ext=".jpg")
+    near, full_size = read_image(pair.image, (64, 48))
+    assert full_size == (400, 300)
+    assert near.shape == (75, 100, 3)  # libjpeg's 1/4 scale: the smallest still >= 64x48
+    small, _ = read_pair(pair, (64, 48), BINARY)
+    reference = cv2.resize(np.asarray(Image.open(pair.image).convert("RGB")), (64, 48),
+                           interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - reference.astype(int)).mean() < 4
+
+
+def test_image_and_mask_of_different_sizes_is_an_error(tmp_path: Path) -> None:
+    pair = write_pair(tmp_path, "d", np.zeros((30, 40, 3), np.uint8), np.zeros((30, 41), np.uint8))
+    with pytest.raises(DataError, match="41x30"):
+        read_pair(pair, (32, 32), BINARY)
+
+
+def test_misspelled_albumentations_argument_is_a_config_error() -> None:
+    cfg = OmegaConf.create({
+        "_target_": "albumentations.Compose",
+        "transforms": [{"_target_": "albumentations.HorizontalFlip", "always_apply": True}],
+    })
+    with pytest.raises(ConfigError, match="always_apply"):
+        build_augment(cfg, seed=0)
+
+
+def test_shuffling_is_seeded(tmp_path: Path) -> None:
+    pairs = []
+    for i in range(8):  # image i is filled with the value 10 * i
+        pairs.append(write_pair(tmp_path, f"p{i}", np.full((16, 16, 3), 10 * i, np.uint8),
+                                np.zeros((16, 16), np.uint8)))
+
+    def order(seed: int) -> list[int]:
+        ds = make_dataset(pairs, size=(16, 16), rgb_map=BINARY, num_classes=2, batch_size=3,
+                          shuffle=True, seed=seed)
+        return [int(v) // 10 for x, _ in batches(ds) for v in x[:, 0, 0, 0]]
+
+    first = order(7)
+    assert sorted(first) == list(range(8))
+    assert first != list(range(8))
+    assert order(7) == first
+    assert order(8) != first
