@@ -43,6 +43,11 @@ SWEEPS: dict[str, list[tuple[str, dict[str, str], dict]]] = {
     "precision": [
         ("oneDNN on, mixed_bfloat16", ON, {"precision": "mixed_bfloat16"}),
     ],
+    "onednn_env": [
+        ("oneDNN on, caller thread", {**ON, "TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD": "1"}, {}),
+        ("oneDNN on, system allocator", {**ON, "TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "1"}, {}),
+        ("oneDNN on, steps_per_execution 4", ON, {"steps_per_execution": 4}),
+    ],
     "batch": [
         ("oneDNN on, batch 2", ON, {"batch": 2}),
         ("oneDNN on, batch 8", ON, {"batch": 8}),
@@ -74,7 +79,7 @@ def worker(opts: dict) -> dict:
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3, clipvalue=0.5), loss=CEDiceLoss(),
         metrics=[LesionDice(), LesionIoU(), keras.metrics.CategoricalAccuracy()],
-        jit_compile=bool(opts.get("jit")),
+        jit_compile=bool(opts.get("jit")), steps_per_execution=opts.get("steps_per_execution", 1),
     )
     rng = np.random.default_rng(0)
     n = batch * steps
