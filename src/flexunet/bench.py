@@ -16,23 +16,19 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from flexunet.config import register_configs
-from flexunet.runtime import configure_environment
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+from flexunet.cli import CONFIG_DIR, exit_on_user_error, launch
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="bench")
 def run(cfg: DictConfig) -> None:
     from flexunet.benchmarking import run_benchmark
 
-    run_benchmark(cfg, Path(HydraConfig.get().runtime.output_dir))
+    with exit_on_user_error():
+        run_benchmark(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 def main() -> None:
-    configure_environment()
-    register_configs()
-    run()
+    launch(run)
 
 
 if __name__ == "__main__":

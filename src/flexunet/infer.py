@@ -10,20 +10,13 @@ non-empty output directory without ``infer.overwrite=true``).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue
 
-from flexunet.config import register_configs
-from flexunet.errors import FlexUNetError
-from flexunet.runtime import configure_environment
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-log = logging.getLogger(__name__)
+from flexunet.cli import CONFIG_DIR, exit_on_user_error, launch
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="infer")
@@ -31,21 +24,12 @@ def run(cfg: DictConfig) -> None:
     from flexunet.inference import infer
 
     hydra_cfg = HydraConfig.get()
-    try:
+    with exit_on_user_error("flexunet-infer ckpt_path=RUN infer.images_dir=DIR"):
         infer(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
-    except FlexUNetError as exc:
-        log.error("%s", exc)  # Hydra would bury the message under a traceback
-        raise SystemExit(1) from None
-    except MissingMandatoryValue as exc:
-        log.error("%s is required, e.g. `flexunet-infer ckpt_path=RUN infer.images_dir=DIR`",
-                  exc.full_key)
-        raise SystemExit(1) from None
 
 
 def main() -> None:
-    configure_environment()
-    register_configs()
-    run()
+    launch(run)
 
 
 if __name__ == "__main__":

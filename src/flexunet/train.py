@@ -11,17 +11,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from flexunet.config import register_configs
+from flexunet.cli import CONFIG_DIR, launch
 from flexunet.errors import ConfigError
 from flexunet.rundir import resume_argv
-from flexunet.runtime import configure_environment
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -32,13 +28,11 @@ def run(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    configure_environment()
-    register_configs()
     try:
         sys.argv = resume_argv(sys.argv)
     except ConfigError as err:
         sys.exit(f"flexunet-train: {err}")
-    run()
+    launch(run)
 
 
 if __name__ == "__main__":
