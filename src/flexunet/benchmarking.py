@@ -39,7 +39,7 @@ from flexunet.data.validate import check_pairs, load_image_rgb, raise_if_problem
 from flexunet.errors import ConfigError, DataError
 from flexunet.predict import PredictOptions, predict_probabilities, to_class_map
 from flexunet.runtime import configure_tensorflow
-from flexunet.training import build_callbacks, compile_model, model_size
+from flexunet.training import build_callbacks, compile_model, model_size, prepare_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -291,9 +291,14 @@ def measure_inference(model: keras.Model, paths: Sequence[Path], reps: int) -> d
 
 
 def _time_epoch_end(callbacks: list, totals: dict[str, float]) -> None:
-    """Wrap each callback's ``on_epoch_end`` to add its seconds (after epoch 1) to ``totals``."""
+    """Wrap each callback's ``on_epoch_end`` to add its seconds (after epoch 1) to ``totals``
+    under its class name (``ModelCheckpoint_2`` for the second of a class)."""
+    seen: dict[str, int] = {}
     for callback in callbacks:
         name, original = type(callback).__name__, callback.on_epoch_end
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name}_{seen[name]}"
 
         def timed(epoch: int, logs: dict | None = None, _name=name, _original=original) -> None:
             start = time.perf_counter()
@@ -317,6 +322,7 @@ def measure_callbacks(
             f"bench.callbacks: {', '.join(missing)} not in train.callbacks "
             f"(it has {', '.join(job.train.callbacks)})"
         )
+    prepare_run_dir(out_dir, resuming=False)
     with open_dict(job):
         job.paths.run_dir = str(out_dir)
         job.train.callbacks = {

@@ -199,7 +199,7 @@ class BenchModelConfig:
 @dataclass
 class BenchConfig:
     models: dict[str, BenchModelConfig] = field(default_factory=dict)  # the first is the primary
-    rounds: int = 2  # alternating timed passes (pipeline, real fit, bare fit); the best is kept
+    rounds: int = 3  # alternating timed passes (pipeline, real fit, in-memory fits); best kept
     rss_images: int = 32  # N: peak RSS of training on N and 4N images, a fresh process each
     infer_dir: str = MISSING  # images for the inference timing (any size; 600x450 HAM10000)
     infer_images: int = 6
