@@ -2,11 +2,11 @@
 
 from flexunet.callbacks.backup import BackupAndRestore
 from flexunet.callbacks.epoch_change import EpochChangeInference
-from flexunet.callbacks.lr import ReduceLROnPlateau
+from flexunet.callbacks.lr import CosineDecay, ReduceLROnPlateau
 from flexunet.callbacks.plots import TrainingPlots
 from flexunet.callbacks.time_limit import TimeLimit
 
 __all__ = [
-    "BackupAndRestore", "EpochChangeInference", "ReduceLROnPlateau", "TimeLimit",
+    "BackupAndRestore", "CosineDecay", "EpochChangeInference", "ReduceLROnPlateau", "TimeLimit",
     "TrainingPlots",
 ]
