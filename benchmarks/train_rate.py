@@ -3,11 +3,15 @@
 Runs flexunet-train (model=flexunet_cpu: 128x128, 16 filters, kernel 5, 5 levels; PH2 split
 90/10/0; flips and 90-degree rotations; batch 4) for a few epochs with an EpochTimer callback,
 and reports for every epoch after the first: the training steps' rate and the whole epoch's
-rate (validation, checkpoints, backup, plots and the other callbacks included). Variants given
-as environment settings run alternately, so their ratios come from one run:
+rate (validation, checkpoints, backup, plots and the other callbacks included). Variants run
+alternately, so their ratios come from one run; a variant is a comma-separated list of
+environment settings (NAME=VALUE) and flexunet-train overrides (a dotted key: key=value):
 
     python benchmarks/train_rate.py
     python benchmarks/train_rate.py --variant TF_ENABLE_ONEDNN_OPTS=0 --epochs 3
+    # the predecessor's settings: oneDNN off, TensorFlow pinned to one thread
+    python benchmarks/train_rate.py --variant \
+        TF_ENABLE_ONEDNN_OPTS=0,runtime.intra_op_threads=1,runtime.inter_op_threads=1
     python benchmarks/train_rate.py -- data/augment=default train.batch_size=8
 """
 
@@ -25,6 +29,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PH2 = REPO.parent / "shared" / "data" / "ph2"
+
+
+def parse_variant(text: str) -> tuple[dict[str, str], list[str]]:
+    """``A=1,x.y=2`` -> environment ``{"A": "1"}`` and overrides ``["x.y=2"]``."""
+    env, overrides = {}, []
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if "." in key or "/" in key:
+            overrides.append(item)
+        else:
+            env[key] = value
+    return env, overrides
 
 
 def run_once(env: dict[str, str], overrides: list[str], epochs: int) -> dict:
@@ -54,19 +70,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--images", type=int, default=135, help="training images per epoch")
     parser.add_argument("--variant", action="append", default=[],
-                        help="KEY=VALUE[,KEY=VALUE] environment of an extra variant")
+                        help="NAME=VALUE[,key.path=VALUE...]: a variant's environment, overrides")
     parser.add_argument("overrides", nargs="*", help="extra flexunet-train overrides")
     args = parser.parse_args()
-    variants = {"project defaults": {}}
+    variants = {"project defaults": ({}, [])}
     for text in args.variant:
-        variants[text] = dict(item.split("=", 1) for item in text.split(","))
+        variants[text] = parse_variant(text)
     print(f"flexunet-train on {PH2}, {args.images} training images, batch 4, {args.epochs} "
           f"epochs (the first is not counted); load {os.getloadavg()}", flush=True)
     epochs: dict[str, list[float]] = {name: [] for name in variants}
     steps: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
-        for name, env in variants.items():
-            times = run_once(env, args.overrides, args.epochs)
+        for name, (env, overrides) in variants.items():
+            times = run_once(env, [*args.overrides, *overrides], args.epochs)
             epochs[name] += times["epoch_s"][1:]
             steps[name] += times["train_s"][1:]
             print(f"  {name}: epoch s {[round(t, 2) for t in times['epoch_s']]}, training "

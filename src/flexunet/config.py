@@ -40,6 +40,7 @@ class DataConfig:
     augment: Any = None  # _target_: albumentations.Compose, or null for none
     num_parallel_calls: int = 2
     prefetch: int = 2
+    cache_mb: float = 256  # memory per dataset for decoded, resized pairs (0: decode each time)
     check: bool = True  # validate every file before training starts
     limit: int | None = None  # use at most this many pairs per split (quick experiments)
 

@@ -214,6 +214,7 @@ def fit(cfg: DictConfig, run_dir: Path, resuming: bool) -> dict:
         size=size, rgb_map=rgb_map, tolerance=cfg.mask.tolerance,
         num_classes=cfg.mask.num_classes, batch_size=cfg.train.batch_size,
         num_parallel_calls=cfg.data.num_parallel_calls, prefetch=cfg.data.prefetch,
+        cache_mb=cfg.data.cache_mb,
     )
     steps = cfg.train.steps_per_epoch
     train_ds = make_dataset(

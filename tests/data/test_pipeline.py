@@ -13,7 +13,13 @@ from PIL import Image
 
 from flexunet.data.masks import decode_mask, parse_rgb_map
 from flexunet.data.pairing import Pair
-from flexunet.data.pipeline import build_augment, make_dataset, read_image, read_pair
+from flexunet.data.pipeline import (
+    DecodedCache,
+    build_augment,
+    make_dataset,
+    read_image,
+    read_pair,
+)
 from flexunet.errors import ConfigError, DataError
 
 BINARY = parse_rgb_map({"0,0,0": 0, "255,255,255": 1})
@@ -158,3 +164,44 @@ def test_shuffling_is_seeded(tmp_path: Path) -> None:
     assert first != list(range(8))
     assert order(7) == first
     assert order(8) != first
+
+
+def test_cache_decodes_each_pair_once_and_keeps_within_budget(tmp_path: Path) -> None:
+    cache = DecodedCache(max_bytes=3 * (16 * 16 * 3 + 16 * 16))  # room for three 16x16 pairs
+    reads: list[int] = []
+
+    def read(index: int) -> tuple[np.ndarray, np.ndarray]:
+        reads.append(index)
+        return np.full((16, 16, 3), index, np.uint8), np.zeros((16, 16), np.uint8)
+
+    for _ in range(3):  # three epochs over five pairs
+        for index in range(5):
+            image, _ = cache.get(index, read)
+            assert image[0, 0, 0] == index
+    assert sorted(cache.pairs) == [0, 1, 2]
+    assert cache.bytes <= cache.max_bytes
+    assert reads == [0, 1, 2, 3, 4, 3, 4, 3, 4]  # pairs 3 and 4 did not fit: read every epoch
+    assert not cache.pairs[0][0].flags.writeable  # augmentation cannot alter a cached pair
+
+
+@pytest.mark.parametrize("augment_name", ["default", "ph2", "flips"])
+def test_cached_epochs_match_decoding_each_time(tmp_path: Path, augment_name: str) -> None:
+    rng = np.random.default_rng(3)
+    pairs = [
+        write_pair(tmp_path, f"c{i}", rng.integers(0, 255, (40, 40, 3), np.uint8),
+                   np.where(rng.random((40, 40)) > 0.5, 255, 0).astype(np.uint8))
+        for i in range(4)
+    ]
+    augment_cfg = OmegaConf.load(Path(__file__).parents[2] / "conf/data/augment" /
+                                 f"{augment_name}.yaml")
+
+    def two_epochs(cache_mb: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        ds = make_dataset(pairs, size=(32, 32), rgb_map=BINARY, num_classes=2, batch_size=2,
+                          augment=build_augment(augment_cfg, seed=5), shuffle=True, seed=5,
+                          cache_mb=cache_mb, num_parallel_calls=1)  # one thread: same draws
+        return batches(ds) + batches(ds)  # the second epoch reads from the cache
+
+    cached, uncached = two_epochs(cache_mb=1), two_epochs(cache_mb=0)
+    for (x_c, y_c), (x_u, y_u) in zip(cached, uncached, strict=True):
+        np.testing.assert_array_equal(x_c, x_u)
+        np.testing.assert_array_equal(y_c, y_u)

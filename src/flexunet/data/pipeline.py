@@ -1,7 +1,9 @@
 """Streaming tf.data input pipeline: decode, map mask colours, resize, augment, batch.
 
-Nothing is held in memory beyond the prefetch buffer: each element is read from disk when the
-model needs it, so memory does not grow with the dataset. JPEG images are decoded near the
+Each element is read from disk when the model needs it. Decoded, resized pairs (before
+augmentation) are kept in memory up to ``cache_mb`` per dataset, so later epochs skip the
+decoding; beyond that budget pairs are decoded every time, so memory stays bounded whatever
+the dataset's size. JPEG images are decoded near the
 model size; mask colours are sampled with nearest-neighbour (never interpolated) and mapped to
 class indices, which equals mapping at the original size and then resizing the class map with
 NEAREST. Albumentations transforms image and mask with one random draw; validation data is
@@ -11,7 +13,8 @@ never augmented. See docs/performance.md for what each step costs.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +90,39 @@ def read_pair(
     return image, decode_mask_array(plane, rgb_map, tolerance, source=pair.mask)
 
 
+class DecodedCache:
+    """Decoded, resized (image, class mask) pairs by index, up to ``max_bytes`` in all.
+
+    Decoding a 765x574 PH2 JPEG and PNG and resizing them costs ~3 ms of CPU per pair, which
+    on a 2-core machine is taken from the training step itself (docs/performance.md); the
+    arrays of a 128x128 pair take 64 KiB. Pairs that do not fit the budget are not cached.
+    Safe to call from tf.data's parallel map threads; the arrays handed out are read-only.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max(0, int(max_bytes))
+        self.bytes = 0
+        self.pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.lock = threading.Lock()
+
+    def get(
+        self, index: int, read: Callable[[int], tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The pair at ``index``, from memory or from ``read(index)`` (then kept if it fits)."""
+        cached = self.pairs.get(index)
+        if cached is not None:
+            return cached
+        image, mask = read(index)
+        size = image.nbytes + mask.nbytes
+        with self.lock:
+            if index not in self.pairs and self.bytes + size <= self.max_bytes:
+                image.setflags(write=False)
+                mask.setflags(write=False)
+                self.pairs[index] = (image, mask)
+                self.bytes += size
+        return image, mask
+
+
 def check_transform_args(node: Any, where: str = "data.augment") -> None:
     """Reject arguments an albumentations transform does not take.
 
@@ -138,6 +174,7 @@ def make_dataset(
     repeat: bool = False,
     num_parallel_calls: int = 2,
     prefetch: int = 2,
+    cache_mb: float = 0,
 ) -> tf.data.Dataset:
     """A batched dataset of (float32 image 0-255, one-hot mask) for ``model.fit``.
 
@@ -145,12 +182,18 @@ def make_dataset(
     Elements travel as uint8 (a quarter of the float32 bytes) and are cast and one-hot
     encoded once per batch. ``num_parallel_calls`` and ``prefetch`` (in batches) are fixed,
     not autotuned: the autotuner stalled for seconds at epoch boundaries on small CPUs.
+    ``cache_mb``: memory for decoded, resized pairs (:class:`DecodedCache`; 0: decode every
+    time).
     """
     pairs = list(pairs)
     width, height = size
+    cache = DecodedCache(int(cache_mb * 2**20))
+
+    def read(index: int) -> tuple[np.ndarray, np.ndarray]:
+        return read_pair(pairs[index], size, rgb_map, tolerance)
 
     def load(index: np.int64) -> tuple[np.ndarray, np.ndarray]:
-        image, mask = read_pair(pairs[int(index)], size, rgb_map, tolerance)
+        image, mask = cache.get(int(index), read)
         if augment is not None:
             out = augment(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
