@@ -93,3 +93,22 @@ def test_ph2_experiment_anneals_over_its_time_limit(compose) -> None:
     schedule = instantiate(cfg.train.callbacks.lr_reducer)
     assert isinstance(schedule, CosineDecay)
     assert schedule.budget_s == 20 * 60
+
+
+class RestoreDecayedRate(keras.callbacks.Callback):
+    """Stands in for BackupAndRestore on a resume: it runs after the schedule and puts back
+    the optimizer's saved (decayed) learning rate at the start of training."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.model.optimizer.learning_rate = 1e-5
+
+
+def test_a_resumed_run_continues_the_schedule_from_the_configured_rate() -> None:
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    record = RecordLR()
+    x = np.zeros((4, 2), np.float32)
+    model.fit(x, x[:, :1], epochs=4, initial_epoch=2, verbose=0,
+              callbacks=[CosineDecay(epochs=4), RestoreDecayedRate(), record])
+    want = [expected(1e-2, 0.0, (e + 0.5) / 4) for e in (2, 3)]
+    np.testing.assert_allclose(record.used, want, rtol=1e-5)

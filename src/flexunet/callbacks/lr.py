@@ -41,7 +41,8 @@ class CosineDecay(keras.callbacks.Callback):
 
     Before each epoch the learning rate becomes
     ``min_lr + (initial - min_lr) * (1 + cos(pi * progress)) / 2``, with ``initial`` the
-    optimizer's learning rate when training starts. ``progress`` is the fraction of the run
+    optimizer's learning rate when training starts (read before BackupAndRestore, which runs
+    last, restores a resumed run's decayed value). ``progress`` is the fraction of the run
     reached at the middle of the epoch: of ``epochs``, or, when ``minutes`` is given, of that
     budget (the last epoch's duration estimates the next), whichever is further. Following the
     clock matters for runs ended by :class:`~flexunet.callbacks.TimeLimit`: on a busy machine
