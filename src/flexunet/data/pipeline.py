@@ -3,11 +3,11 @@
 Each element is read from disk when the model needs it. Decoded, resized pairs (before
 augmentation) are kept in memory up to ``cache_mb`` per dataset, so later epochs skip the
 decoding; beyond that budget pairs are decoded every time, so memory stays bounded whatever
-the dataset's size. JPEG images are decoded near the
-model size; mask colours are sampled with nearest-neighbour (never interpolated) and mapped to
-class indices, which equals mapping at the original size and then resizing the class map with
-NEAREST. Albumentations transforms image and mask with one random draw; validation data is
-never augmented. See docs/performance.md for what each step costs.
+the dataset's size. JPEG images are decoded near the model size; mask colours are sampled
+with nearest-neighbour (never interpolated) and mapped to class indices, which equals mapping
+at the original size and then resizing the class map with NEAREST. Albumentations transforms
+image and mask with one random draw; validation data is never augmented. See
+docs/performance.md for what each step costs.
 """
 
 from __future__ import annotations
