@@ -33,7 +33,7 @@ from PIL import Image
 
 from flexunet.data.masks import parse_rgb_map
 from flexunet.data.pairing import Pair, list_image_files
-from flexunet.data.pipeline import build_augment, load_arrays, make_dataset
+from flexunet.data.pipeline import DecodedCache, build_augment, load_arrays, make_dataset
 from flexunet.data.sources import SyntheticSource
 from flexunet.data.validate import check_pairs, load_image_rgb, raise_if_problems
 from flexunet.errors import ConfigError, DataError
@@ -181,7 +181,7 @@ def dataset(job: DictConfig, pairs: Sequence[Pair], *, train: bool, repeat: bool
         augment=build_augment(job.data.augment, job.seed) if train else None,
         shuffle=train, seed=job.seed, repeat=repeat,
         num_parallel_calls=job.data.num_parallel_calls, prefetch=job.data.prefetch,
-        cache_mb=job.data.cache_mb,
+        cache=DecodedCache.of_mib(job.data.cache_mb),
     )
 
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from flexunet.callbacks import BackupAndRestore
 from flexunet.config import EvalConfig
 from flexunet.data.masks import parse_rgb_map
-from flexunet.data.pipeline import build_augment, load_arrays, make_dataset
+from flexunet.data.pipeline import DecodedCache, build_augment, load_arrays, make_dataset
 from flexunet.data.sources import DataSource
 from flexunet.data.validate import check_pairs, raise_if_problems
 from flexunet.errors import ConfigError, DataError
@@ -214,14 +214,16 @@ def fit(cfg: DictConfig, run_dir: Path, resuming: bool) -> dict:
         size=size, rgb_map=rgb_map, tolerance=cfg.mask.tolerance,
         num_classes=cfg.mask.num_classes, batch_size=cfg.train.batch_size,
         num_parallel_calls=cfg.data.num_parallel_calls, prefetch=cfg.data.prefetch,
-        cache_mb=cfg.data.cache_mb,
     )
     steps = cfg.train.steps_per_epoch
+    caches = [DecodedCache.of_mib(cfg.data.cache_mb) for _ in ("train", "valid")]
     train_ds = make_dataset(
         pairs["train"], augment=build_augment(cfg.data.augment, cfg.seed), shuffle=True,
-        seed=cfg.seed, repeat=steps is not None, **common,
+        seed=cfg.seed, repeat=steps is not None, cache=caches[0], **common,
     )
-    valid_ds = make_dataset(pairs["valid"], repeat=cfg.train.validation_steps is not None, **common)
+    valid_ds = make_dataset(
+        pairs["valid"], repeat=cfg.train.validation_steps is not None, cache=caches[1], **common
+    )
 
     with make_strategy(cfg.train.strategy).scope():
         model = compile_model(cfg)
@@ -232,16 +234,20 @@ def fit(cfg: DictConfig, run_dir: Path, resuming: bool) -> dict:
     callbacks = build_callbacks(cfg, images, masks)
     if resuming:
         prepare_resume(run_dir, callbacks)
-    history = model.fit(
-        train_ds,
-        validation_data=valid_ds,
-        epochs=cfg.train.epochs,
-        steps_per_epoch=steps,
-        validation_steps=cfg.train.validation_steps,
-        callbacks=callbacks,
-        verbose=cfg.train.verbose,
-        shuffle=False,  # the dataset is shuffled (seeded) by the pipeline
-    )
+    try:
+        history = model.fit(
+            train_ds,
+            validation_data=valid_ds,
+            epochs=cfg.train.epochs,
+            steps_per_epoch=steps,
+            validation_steps=cfg.train.validation_steps,
+            callbacks=callbacks,
+            verbose=cfg.train.verbose,
+            shuffle=False,  # the dataset is shuffled (seeded) by the pipeline
+        )
+    finally:
+        for cache in caches:
+            cache.clear()
     return full_history(callbacks, history.history)
 
 

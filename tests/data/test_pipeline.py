@@ -182,6 +182,10 @@ def test_cache_decodes_each_pair_once_and_keeps_within_budget(tmp_path: Path) ->
     assert cache.bytes <= cache.max_bytes
     assert reads == [0, 1, 2, 3, 4, 3, 4, 3, 4]  # pairs 3 and 4 did not fit: read every epoch
     assert not cache.pairs[0][0].flags.writeable  # augmentation cannot alter a cached pair
+    cache.clear()
+    assert cache.pairs == {} and cache.bytes == 0
+    cache.get(0, read)
+    assert reads[-1] == 0 and cache.bytes > 0
 
 
 @pytest.mark.parametrize("augment_name", ["default", "ph2", "flips"])
@@ -195,13 +199,15 @@ def test_cached_epochs_match_decoding_each_time(tmp_path: Path, augment_name: st
     augment_cfg = OmegaConf.load(Path(__file__).parents[2] / "conf/data/augment" /
                                  f"{augment_name}.yaml")
 
-    def two_epochs(cache_mb: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    def two_epochs(cache: DecodedCache | None) -> list[tuple[np.ndarray, np.ndarray]]:
         ds = make_dataset(pairs, size=(32, 32), rgb_map=BINARY, num_classes=2, batch_size=2,
                           augment=build_augment(augment_cfg, seed=5), shuffle=True, seed=5,
-                          cache_mb=cache_mb, num_parallel_calls=1)  # one thread: same draws
+                          cache=cache, num_parallel_calls=1)  # one thread: same draws
         return batches(ds) + batches(ds)  # the second epoch reads from the cache
 
-    cached, uncached = two_epochs(cache_mb=1), two_epochs(cache_mb=0)
+    cache = DecodedCache.of_mib(1)
+    cached, uncached = two_epochs(cache), two_epochs(None)
+    assert len(cache.pairs) == 4  # the second epoch was served from memory
     for (x_c, y_c), (x_u, y_u) in zip(cached, uncached, strict=True):
         np.testing.assert_array_equal(x_c, x_u)
         np.testing.assert_array_equal(y_c, y_u)

@@ -97,6 +97,9 @@ class DecodedCache:
     on a 2-core machine is taken from the training step itself (docs/performance.md); the
     arrays of a 128x128 pair take 64 KiB. Pairs that do not fit the budget are not cached.
     Safe to call from tf.data's parallel map threads; the arrays handed out are read-only.
+    A dataset's map function outlives the job that made it (TensorFlow keeps it registered),
+    so the owner calls :meth:`clear` when training ends: in-process sweeps would otherwise
+    keep every job's pairs.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -121,6 +124,16 @@ class DecodedCache:
                 self.pairs[index] = (image, mask)
                 self.bytes += size
         return image, mask
+
+    @classmethod
+    def of_mib(cls, mib: float) -> DecodedCache:
+        return cls(int(mib * 2**20))
+
+    def clear(self) -> None:
+        """Drop every cached pair (later reads decode again)."""
+        with self.lock:
+            self.pairs.clear()
+            self.bytes = 0
 
 
 def check_transform_args(node: Any, where: str = "data.augment") -> None:
@@ -174,7 +187,7 @@ def make_dataset(
     repeat: bool = False,
     num_parallel_calls: int = 2,
     prefetch: int = 2,
-    cache_mb: float = 0,
+    cache: DecodedCache | None = None,
 ) -> tf.data.Dataset:
     """A batched dataset of (float32 image 0-255, one-hot mask) for ``model.fit``.
 
@@ -182,12 +195,11 @@ def make_dataset(
     Elements travel as uint8 (a quarter of the float32 bytes) and are cast and one-hot
     encoded once per batch. ``num_parallel_calls`` and ``prefetch`` (in batches) are fixed,
     not autotuned: the autotuner stalled for seconds at epoch boundaries on small CPUs.
-    ``cache_mb``: memory for decoded, resized pairs (:class:`DecodedCache`; 0: decode every
-    time).
+    ``cache``: where decoded, resized pairs are kept between epochs (None: decode every time).
     """
     pairs = list(pairs)
     width, height = size
-    cache = DecodedCache(int(cache_mb * 2**20))
+    cache = cache if cache is not None else DecodedCache(0)
 
     def read(index: int) -> tuple[np.ndarray, np.ndarray]:
         return read_pair(pairs[index], size, rgb_map, tolerance)
