@@ -216,13 +216,14 @@ def fit(cfg: DictConfig, run_dir: Path, resuming: bool) -> dict:
         num_parallel_calls=cfg.data.num_parallel_calls, prefetch=cfg.data.prefetch,
     )
     steps = cfg.train.steps_per_epoch
-    caches = [DecodedCache.of_mib(cfg.data.cache_mb) for _ in ("train", "valid")]
+    train_cache = DecodedCache.of_mib(cfg.data.cache_mb)
+    valid_cache = DecodedCache.of_mib(cfg.data.cache_mb)
     train_ds = make_dataset(
         pairs["train"], augment=build_augment(cfg.data.augment, cfg.seed), shuffle=True,
-        seed=cfg.seed, repeat=steps is not None, cache=caches[0], **common,
+        seed=cfg.seed, repeat=steps is not None, cache=train_cache, **common,
     )
     valid_ds = make_dataset(
-        pairs["valid"], repeat=cfg.train.validation_steps is not None, cache=caches[1], **common
+        pairs["valid"], repeat=cfg.train.validation_steps is not None, cache=valid_cache, **common
     )
 
     with make_strategy(cfg.train.strategy).scope():
@@ -246,8 +247,8 @@ def fit(cfg: DictConfig, run_dir: Path, resuming: bool) -> dict:
             shuffle=False,  # the dataset is shuffled (seeded) by the pipeline
         )
     finally:
-        for cache in caches:
-            cache.clear()
+        train_cache.clear()
+        valid_cache.clear()
     return full_history(callbacks, history.history)
 
 

@@ -28,12 +28,14 @@ class RecordLR(keras.callbacks.Callback):
         self.logged.append(logs["learning_rate"])
 
 
-def fit_with(callbacks: list, epochs: int, learning_rate: float = 1e-2) -> RecordLR:
+def fit_with(callbacks: list, epochs: int, initial_epoch: int = 0) -> RecordLR:
+    """Fit a tiny model (Adam 1e-2) with ``callbacks``; what learning rates the epochs used."""
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     record = RecordLR()
     x = np.zeros((4, 2), np.float32)
-    model.fit(x, x[:, :1], epochs=epochs, callbacks=[*callbacks, record], verbose=0)
+    model.fit(x, x[:, :1], epochs=epochs, initial_epoch=initial_epoch,
+              callbacks=[*callbacks, record], verbose=0)
     return record
 
 
@@ -104,11 +106,6 @@ class RestoreDecayedRate(keras.callbacks.Callback):
 
 
 def test_a_resumed_run_continues_the_schedule_from_the_configured_rate() -> None:
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    record = RecordLR()
-    x = np.zeros((4, 2), np.float32)
-    model.fit(x, x[:, :1], epochs=4, initial_epoch=2, verbose=0,
-              callbacks=[CosineDecay(epochs=4), RestoreDecayedRate(), record])
+    record = fit_with([CosineDecay(epochs=4), RestoreDecayedRate()], epochs=4, initial_epoch=2)
     want = [expected(1e-2, 0.0, (e + 0.5) / 4) for e in (2, 3)]
     np.testing.assert_allclose(record.used, want, rtol=1e-5)
