@@ -25,3 +25,9 @@ def read_summary(sweep_dir: Path) -> list[dict[str, str]]:
 
     with (sweep_dir / "summary.csv").open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+def sweep_dirs(cwd: Path) -> list[Path]:
+    """The sweep directories a ``-m`` run from ``cwd`` created, oldest first (where the README
+    says they go: ``outputs/train/multiruns/DATE``)."""
+    return sorted((cwd / "outputs" / "train" / "multiruns").iterdir())

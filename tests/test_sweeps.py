@@ -4,12 +4,13 @@ Optuna; plus the pure helpers behind them."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from flexunet.sweeps import failure_value
-from tests.cli import FAST, read_summary, run_train
+from tests.cli import FAST, read_summary, run_train, sweep_dirs
 
 
 def hparams_data(folder: Path) -> list:
@@ -28,17 +29,30 @@ def hparams_data(folder: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def grid_sweep(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A real 2x2 multirun with the basic launcher: 4 jobs in one process."""
+def grid_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
+    """A real 2x2 multirun with the basic launcher, 4 jobs in one process, run as the README
+    shows it (no hydra.sweep.dir): the process and the directory it ran from."""
     cwd = tmp_path_factory.mktemp("grid")
-    sweep_dir = cwd / "sweep"
     proc = run_train(
-        ["-m", *FAST, f"paths.data_dir={data_dir}", f"hydra.sweep.dir={sweep_dir}",
+        ["-m", *FAST, f"paths.data_dir={data_dir}",
          "model.base_filters=4,8", "train.optimizer.learning_rate=1e-4,7e-5"],
         cwd=cwd,
     )
+    return proc, cwd
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(grid_run) -> Path:
+    return sweep_dirs(grid_run[1])[0]
+
+
+def test_grid_sweep_lands_in_one_dated_sweep_dir_without_callback_errors(grid_run) -> None:
+    proc, cwd = grid_run
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return sweep_dir
+    assert "on_multirun_start" not in proc.stderr and "Traceback" not in proc.stderr
+    (sweep_dir,) = sweep_dirs(cwd)
+    assert sweep_dir.name.startswith(datetime.now().strftime("%Y-%m-%d_"))
+    assert sorted(p.name for p in cwd.iterdir()) == ["outputs"]  # nothing else in the cwd
 
 
 def test_grid_sweep_writes_one_complete_run_dir_per_job(grid_sweep: Path) -> None:
@@ -48,6 +62,7 @@ def test_grid_sweep_writes_one_complete_run_dir_per_job(grid_sweep: Path) -> Non
                      "run_info.json", "train_losses.png"]:
             assert (run_dir / name).is_file(), f"{job}/{name}"
         assert not (run_dir / "backup").exists()  # deleted when training ends normally
+    assert sorted(p.name for p in grid_sweep.iterdir() if p.name.startswith(".")) == []
     overrides = (grid_sweep / "3/.hydra/overrides.yaml").read_text()
     assert "model.base_filters=8" in overrides and "learning_rate=7e-05" in overrides
 
@@ -85,14 +100,14 @@ def test_grid_sweep_has_a_tensorboard_hparams_view(grid_sweep: Path) -> None:
 def test_joblib_sweep_records_a_failed_job_and_completes_the_other(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    sweep_dir = tmp_path / "sweep"
     proc = run_train(
-        ["-m", *FAST, f"paths.data_dir={data_dir}", f"hydra.sweep.dir={sweep_dir}",
+        ["-m", *FAST, f"paths.data_dir={data_dir}",
          "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
          "model.base_filters=0,4"],  # job 0 fails when its model is built
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (sweep_dir,) = sweep_dirs(tmp_path)
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
     failed, completed = read_summary(sweep_dir)
     assert failed["status"] == "failed" and "base_filters" in failed["error"]
@@ -131,10 +146,12 @@ def test_optuna_study_in_sqlite_resumes_across_invocations(
     ]
     # The second invocation adds a trial to the same study; that trial crashes (no filters)
     # and reports the sentinel value instead of ending the study.
-    for invocation, extra in (("first", []), ("second", ["model.base_filters=0"])):
-        sweep_dir = tmp_path / invocation
-        proc = run_train([*common, *extra, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    for extra in ([], ["model.base_filters=0"]):
+        proc = run_train([*common, *extra], cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "on_multirun_start" not in proc.stderr  # the sweep callback raised nothing
+    first_dir, second_dir = sweep_dirs(tmp_path)  # each invocation: a new sweep directory
+    for sweep_dir in (first_dir, second_dir):
         assert (sweep_dir / "optimization_results.yaml").is_file()
     study = optuna.load_study(study_name="test_study", storage=storage)
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -144,9 +161,9 @@ def test_optuna_study_in_sqlite_resumes_across_invocations(
         "train.optimizer.learning_rate", "model.base_filters", "model.dropout_rate",
         "model.base_kernels",
     }
-    (row,) = read_summary(tmp_path / "first")
+    (row,) = read_summary(first_dir)
     assert row["status"] == "completed" and first.value == pytest.approx(float(row["best_value"]))
-    (row,) = read_summary(tmp_path / "second")
+    (row,) = read_summary(second_dir)
     assert row["status"] == "failed" and second.value == failure_value("max")
     assert study.best_trial.number == first.number
 

@@ -20,7 +20,7 @@ from omegaconf import MISSING
 class PathsConfig:
     root_dir: str = "${hydra:runtime.cwd}"
     data_dir: str = "${paths.root_dir}/data"
-    output_dir: str = "${paths.root_dir}/outputs"
+    output_dir: str = "outputs"  # relative to the directory the command runs from
     run_dir: str = "${hydra:runtime.output_dir}"
 
 

@@ -158,13 +158,15 @@ class SweepCallback(Callback):
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` itself (flock works on a directory's file
+    descriptor), so that no lock file is left behind in the sweep directory."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def summary_rows(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -183,7 +185,7 @@ def summary_rows(sweep_dir: Path) -> list[dict[str, Any]]:
 def rebuild_summary(sweep_dir: Path) -> Path:
     """Rewrite ``summary.csv`` from the jobs' records (locked, atomic: safe for parallel jobs)."""
     path = sweep_dir / SUMMARY
-    with _locked(sweep_dir / ".summary.lock"):
+    with _locked(sweep_dir):
         rows = summary_rows(sweep_dir)
         finals = sorted({k for row in rows for k in row if k.startswith("final_")})
         columns = [*SUMMARY_COLUMNS, *finals, "error"]
