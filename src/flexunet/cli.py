@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,18 @@ from flexunet.config import register_configs
 from flexunet.errors import FlexUNetError
 from flexunet.runtime import configure_environment
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+def _config_dir() -> str:
+    """The Hydra config tree: the copy a wheel carries as ``flexunet/conf`` (setup.py maps the
+    top-level ``conf/`` there), else ``conf/`` beside ``src/`` in a source checkout, which is
+    what an editable install reads, live."""
+    packaged = files("flexunet") / "conf"
+    if packaged.is_dir():
+        return str(packaged)
+    return str(Path(__file__).resolve().parents[2] / "conf")
+
+
+CONFIG_DIR = _config_dir()
 log = logging.getLogger(__name__)
 
 
