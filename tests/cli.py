@@ -15,7 +15,7 @@ FAST = [
 
 def run_train(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "flexunet.train", *args],
+        [sys.executable, "-m", "flexunet.commands.train", *args],
         capture_output=True, text=True, timeout=timeout, cwd=cwd,
     )
 

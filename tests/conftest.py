@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flexunet.runtime import configure_environment
+from flexunet.training.runtime import configure_environment
 
 configure_environment()
 
@@ -57,7 +57,7 @@ def prepared_ph2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 150 PH2 pairs prepared once per session with flexunet-prepare's defaults."""
     if not (SHARED_DATA / "ph2").is_dir():
         pytest.skip(f"sample data not found at {SHARED_DATA}")
-    from flexunet.data.prepare import prepare_dataset
+    from flexunet.data.organize import prepare_dataset
 
     output = tmp_path_factory.mktemp("prepared") / "ph2"
     prepare_dataset(SHARED_DATA / "ph2", output, rgb_map={"0,0,0": 0, "255,255,255": 1})

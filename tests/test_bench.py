@@ -24,11 +24,11 @@ TINY = [
 
 
 def test_bench_smoke_writes_every_key(tmp_path: Path, data_dir: Path) -> None:
-    from flexunet.benchmarking import KEYS
+    from flexunet.bench.measure import KEYS
 
     run_dir = tmp_path / "bench"
     cmd = [
-        sys.executable, "-c", "from flexunet.bench import main; main()",
+        sys.executable, "-c", "from flexunet.commands.bench import main; main()",
         f"hydra.run.dir={run_dir}", f"paths.data_dir={data_dir}", *TINY,
     ]
     proc = subprocess.run(
@@ -48,7 +48,7 @@ def test_bench_smoke_writes_every_key(tmp_path: Path, data_dir: Path) -> None:
 
 
 def test_model_variant_replaces_keys_and_rejects_unknown_ones(compose) -> None:
-    from flexunet.benchmarking import model_variant
+    from flexunet.bench.measure import model_variant
 
     cfg = compose(config_name="bench")
     job = model_variant(cfg, cfg.bench.models.k7_256.model)
@@ -69,7 +69,7 @@ def test_unknown_bench_key_is_an_error(compose) -> None:
 
 
 def test_epoch_timer_and_cycle() -> None:
-    from flexunet.benchmarking import EpochTimer, cycle
+    from flexunet.bench.measure import EpochTimer, cycle
 
     timer = EpochTimer()
     timer.on_train_begin()

@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
 from flexunet.errors import ConfigError
-from flexunet.evaluation import evaluate
+from flexunet.evaluation.scorer import evaluate
 from tests.conftest import SHARED_DATA
 from tests.run_helpers import train_fast_run
 
@@ -85,8 +85,8 @@ def test_missing_checkpoint_and_bad_split_are_config_errors(
 def test_cli_writes_the_report_into_hydra_run_dir(fast_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval_run"
     proc = subprocess.run(
-        [sys.executable, "-m", "flexunet.evaluate", f"ckpt_path={fast_run}", "data.limit=2",
-         "eval.split=valid", f"hydra.run.dir={out}"],
+        [sys.executable, "-m", "flexunet.commands.evaluate", f"ckpt_path={fast_run}",
+         "data.limit=2", "eval.split=valid", f"hydra.run.dir={out}"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
 from flexunet.errors import DataError
-from flexunet.figures import HEADER_PX, make_figure
+from flexunet.evaluation.figure import HEADER_PX, make_figure
 from flexunet.models import build_flexunet
 from tests.conftest import REPO
 from tests.run_helpers import fake_run
@@ -39,8 +39,8 @@ def test_rows_of_input_truth_prediction_overlay(compose, run_dir: Path, tmp_path
 
 
 def test_named_stems_of_the_split(compose, run_dir: Path, tmp_path: Path) -> None:
-    from flexunet.figures import figure_pairs
-    from flexunet.predict import inherit_run_config
+    from flexunet.evaluation.figure import figure_pairs
+    from flexunet.inference.predictor import inherit_run_config
 
     overrides = [f"ckpt_path={run_dir}", "figure.split=all"]
     cfg = compose(overrides, config_name="figure")
@@ -57,14 +57,16 @@ def test_named_stems_of_the_split(compose, run_dir: Path, tmp_path: Path) -> Non
 def test_command_line(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "figure.png"
     done = subprocess.run(
-        [sys.executable, "-m", "flexunet.figure", f"ckpt_path={run_dir}", "figure.num_images=1",
+        [sys.executable, "-m", "flexunet.commands.figure", f"ckpt_path={run_dir}",
+         "figure.num_images=1",
          f"figure.output={out}", f"hydra.run.dir={tmp_path / 'job'}"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert out.is_file()
     bad = subprocess.run(
-        [sys.executable, "-m", "flexunet.figure", f"ckpt_path={run_dir}", "figure.split=nope",
+        [sys.executable, "-m", "flexunet.commands.figure", f"ckpt_path={run_dir}",
+         "figure.split=nope",
          f"hydra.run.dir={tmp_path / 'job2'}"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )

@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
 from flexunet.errors import ConfigError, DataError
-from flexunet.inference import infer
+from flexunet.inference.writer import infer
 from flexunet.models import build_flexunet
 from tests.conftest import SHARED_DATA
 from tests.run_helpers import fake_run

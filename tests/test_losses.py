@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from flexunet.losses import CEDiceLoss, SoftDiceLoss
-from flexunet.metrics import DiceCoefMulticlass, LesionDice, LesionIoU
+from flexunet.training.losses import CEDiceLoss, SoftDiceLoss
+from flexunet.training.metrics import DiceCoefMulticlass, LesionDice, LesionIoU
 
 
 def _onehot(class_map: np.ndarray, channels: int) -> np.ndarray:

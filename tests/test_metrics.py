@@ -6,16 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from flexunet.metrics import (
-    DiceCoefMulticlass,
-    LesionDice,
-    LesionIoU,
+from flexunet.evaluation.metrics import (
     confusion_counts,
     dice_coef_multiclass,
     image_metrics,
     pooled_metrics,
     summarize,
 )
+from flexunet.training.metrics import DiceCoefMulticlass, LesionDice, LesionIoU
 
 # Truth: a 2x2 lesion in the top-left corner (4 pixels).
 TRUE_4X4 = np.array(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flexunet.errors import ConfigError, DataError
-from flexunet.predict import (
+from flexunet.inference.predictor import (
     PredictOptions,
     inherit_run_config,
     load_model,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from flexunet.data.prepare import prepare_dataset, run_from_config
+from flexunet.data.organize import prepare_dataset, run_from_config
 from flexunet.data.sources import FolderSource
 from flexunet.errors import ConfigError, DataError
 from tests.conftest import SHARED_DATA
@@ -71,7 +71,7 @@ BROKEN_FILES = ("ISIC_9999999.png", "ISIC_0024355.jpg", "ISIC_0024357.png")
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``flexunet-prepare ARGS`` in ``cwd``; stderr also lists every imported module."""
     return subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "flexunet.prepare", *args],
+        [sys.executable, "-X", "importtime", "-m", "flexunet.commands.prepare", *args],
         cwd=cwd, capture_output=True, text=True, timeout=120,
     )
 
@@ -165,7 +165,7 @@ def test_check_only_ok_writes_nothing(
     ham: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     before = sorted(tmp_path.rglob("*"))
-    with caplog.at_level(logging.INFO, logger="flexunet.data.prepare"):
+    with caplog.at_level(logging.INFO, logger="flexunet.data.organize"):
         rows = prepare_dataset(ham, tmp_path / "out", rgb_map=BINARY, check_only=True)
     assert rows == []
     assert "6 pairs OK" in caplog.text
@@ -230,7 +230,7 @@ def test_overwrite_replaces_links_without_writing_through(
     (output / "notes.txt").write_text("mine")
     stale = output / "test" / "images" / "OLD_0000001.jpg"
     stale.write_bytes(b"from an older split")
-    with caplog.at_level(logging.WARNING, logger="flexunet.data.prepare"):
+    with caplog.at_level(logging.WARNING, logger="flexunet.data.organize"):
         prepare_dataset(ham, output, rgb_map=BINARY, link="copy", overwrite=True)
     assert "test/images/OLD_0000001.jpg" in caplog.text
     assert (output / "notes.txt").read_text() == "mine" and stale.is_file()

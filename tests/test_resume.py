@@ -42,7 +42,7 @@ def test_killed_run_resumes_in_place_without_duplicate_epochs(
     run_dir = tmp_path / "run"
     args = [*RUN, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flexunet.train", *args], cwd=tmp_path,
+        [sys.executable, "-m", "flexunet.commands.train", *args], cwd=tmp_path,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -74,8 +74,8 @@ def test_killed_run_resumes_in_place_without_duplicate_epochs(
 
     import keras
 
-    import flexunet.losses  # noqa: F401  (registers the loss and metrics for loading)
-    import flexunet.metrics  # noqa: F401
+    import flexunet.evaluation.metrics  # noqa: F401
+    import flexunet.training.losses  # noqa: F401  (registers the loss and metrics for loading)
 
     model = keras.saving.load_model(run_dir / "checkpoints/last.keras")
     assert int(model.optimizer.iterations.numpy()) == 3 * 20  # optimizer state carried over
@@ -88,9 +88,9 @@ def test_killed_run_resumes_in_place_without_duplicate_epochs(
 
 
 def test_resume_refuses_a_finished_run(tmp_path: Path) -> None:
-    from flexunet.callbacks import BackupAndRestore
     from flexunet.errors import ConfigError
-    from flexunet.training import prepare_resume
+    from flexunet.training.callbacks import BackupAndRestore
+    from flexunet.training.fit import prepare_resume
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints/best.keras").write_bytes(b"trained")
@@ -101,7 +101,7 @@ def test_resume_refuses_a_finished_run(tmp_path: Path) -> None:
 
 def test_resume_argv_loads_the_saved_config_into_the_same_dir(tmp_path: Path) -> None:
     from flexunet.errors import ConfigError
-    from flexunet.rundir import resume_argv
+    from flexunet.runs.records import resume_argv
 
     assert resume_argv(["flexunet-train", "train.epochs=3"]) == ["flexunet-train", "train.epochs=3"]
     with pytest.raises(ConfigError, match="not found"):
@@ -116,7 +116,7 @@ def test_resume_argv_loads_the_saved_config_into_the_same_dir(tmp_path: Path) ->
 
 
 def test_trim_metrics_csv_drops_epochs_trained_again(tmp_path: Path) -> None:
-    from flexunet.rundir import read_metrics_csv, trim_metrics_csv
+    from flexunet.runs.records import read_metrics_csv, trim_metrics_csv
 
     path = tmp_path / "metrics.csv"
     path.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n")

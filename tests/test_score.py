@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from flexunet.errors import DataError
-from flexunet.evaluation import Scorer, format_table, score
+from flexunet.evaluation.scorer import Scorer, format_table, score
 from tests.conftest import SHARED_DATA
 
 HAM_MASKS = SHARED_DATA / "ham10000-mini" / "masks"

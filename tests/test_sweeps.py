@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flexunet.sweeps import failure_value
+from flexunet.runs.sweeps import failure_value
 from tests.cli import FAST, read_summary, run_train, sweep_dirs
 
 
@@ -122,7 +122,7 @@ def test_single_run_failure_is_recorded_and_raised(compose, tmp_path: Path) -> N
     import keras
     from hydra.errors import InstantiationException
 
-    from flexunet.sweeps import run_job
+    from flexunet.runs.sweeps import run_job
 
     cfg = compose(["debug=fast", "data.source.count=24", "train.mixed_precision=true",
                    "model.base_filters=0"])
@@ -176,7 +176,7 @@ def test_failure_value_is_finite_and_worst_for_the_direction() -> None:
 
 
 def test_swept_keys_come_from_sweep_overrides_and_sweeper_params() -> None:
-    from flexunet.sweeps import swept_keys
+    from flexunet.runs.sweeps import swept_keys
 
     keys = swept_keys(
         ["debug=fast", "model.base_filters=16,32", "train.epochs=3", "seed=range(1,3)"],
@@ -186,7 +186,7 @@ def test_swept_keys_come_from_sweep_overrides_and_sweeper_params() -> None:
 
 
 def test_job_hparams_are_the_overrides_with_plain_values() -> None:
-    from flexunet.sweeps import job_hparams
+    from flexunet.runs.sweeps import job_hparams
 
     hparams = job_hparams(
         ["model.base_filters=16", "model.base_kernels=[3,3]", "experiment=ph2",
@@ -199,8 +199,8 @@ def test_job_hparams_are_the_overrides_with_plain_values() -> None:
 def test_summary_is_rebuilt_from_every_job_record(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from flexunet.rundir import write_json_atomic
-    from flexunet.sweeps import rebuild_summary
+    from flexunet.runs.records import write_json_atomic
+    from flexunet.runs.sweeps import rebuild_summary
 
     def finish(job: int) -> None:
         (tmp_path / str(job)).mkdir()
@@ -223,7 +223,7 @@ def test_mirrored_strategy_falls_back_to_the_default_on_one_device(
     import tensorflow as tf
 
     from flexunet.errors import ConfigError
-    from flexunet.training import make_strategy
+    from flexunet.training.fit import make_strategy
 
     if len(tf.config.list_logical_devices("GPU")) > 1:
         pytest.skip("several GPUs: mirrored is used")
@@ -236,7 +236,7 @@ def test_mirrored_strategy_falls_back_to_the_default_on_one_device(
 def test_gpu_per_job_pins_one_of_the_visible_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from flexunet.runtime import pin_gpu
+    from flexunet.training.runtime import pin_gpu
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     pin_gpu(3)

@@ -112,7 +112,8 @@ class PrepareJobConfig:
 
 @dataclass
 class PredictConfig:
-    """Prediction options shared by evaluation and inference (flexunet.predict.PredictOptions)."""
+    """Prediction options shared by evaluation and inference
+    (flexunet.inference.predictor.PredictOptions)."""
 
     tta: str | None = None  # flips: mean over identity, h, v and hv flips; null: none
     postprocess: str | None = None  # largest_component: keep the largest lesion, fill holes

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from flexunet.callbacks import CosineDecay, TimeLimit
+from flexunet.training.callbacks import CosineDecay, TimeLimit
 from tests.callbacks.test_time_limit import FakeClock
 
 

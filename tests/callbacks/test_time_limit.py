@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from flexunet.callbacks import TimeLimit
+from flexunet.training.callbacks import TimeLimit
 
 
 class FakeClock:

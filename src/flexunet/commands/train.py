@@ -15,14 +15,14 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from flexunet.cli import CONFIG_DIR, launch
+from flexunet.commands import CONFIG_DIR, launch
 from flexunet.errors import ConfigError
-from flexunet.rundir import resume_argv
+from flexunet.runs.records import resume_argv
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def run(cfg: DictConfig) -> float:
-    from flexunet.sweeps import run_job
+    from flexunet.runs.sweeps import run_job
 
     return run_job(cfg)
 

@@ -1,6 +1,6 @@
 """``flexunet-figure``: input / ground truth / prediction / overlay for a few images of a split.
 
-Prediction goes through :mod:`flexunet.predict` (the same TTA and post-processing as
+Prediction goes through :mod:`flexunet.inference.predictor` (the same TTA and post-processing as
 ``flexunet-eval``), so the figure shows what the evaluation scores; each prediction cell is
 labelled with that image's lesion Dice at the original size.
 """
@@ -22,9 +22,8 @@ from flexunet.data.pairing import Pair
 from flexunet.data.sources import SPLITS, DataSource
 from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
-from flexunet.inference import contour_overlay
-from flexunet.metrics import image_metrics
-from flexunet.predict import (
+from flexunet.evaluation.metrics import image_metrics
+from flexunet.inference.predictor import (
     PredictOptions,
     check_classes,
     inherit_run_config,
@@ -33,8 +32,9 @@ from flexunet.predict import (
     resolve_checkpoint,
     to_class_map,
 )
-from flexunet.runtime import configure_tensorflow
-from flexunet.visualize import class_colors, image_grid
+from flexunet.inference.render import class_colors, image_grid
+from flexunet.inference.writer import contour_overlay
+from flexunet.training.runtime import configure_tensorflow
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from flexunet.cli import CONFIG_DIR, exit_on_user_error, launch
+from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="prepare")
 def run(cfg: DictConfig) -> None:
-    from flexunet.data.prepare import run_from_config
+    from flexunet.data.organize import run_from_config
 
     with exit_on_user_error():
         run_from_config(cfg, Path(HydraConfig.get().runtime.cwd))

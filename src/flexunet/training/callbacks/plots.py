@@ -6,7 +6,7 @@ from pathlib import Path
 
 import keras
 
-from flexunet.rundir import read_metrics_csv
+from flexunet.runs.records import read_metrics_csv
 
 
 class TrainingPlots(keras.callbacks.Callback):

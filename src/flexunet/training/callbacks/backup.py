@@ -8,7 +8,7 @@ from pathlib import Path
 
 import keras
 
-from flexunet.rundir import write_json_atomic
+from flexunet.runs.records import write_json_atomic
 
 # Counters and best values that Keras' callbacks reset in on_train_begin.
 STATE_ATTRIBUTES = ("best", "wait", "cooldown_counter", "best_epoch")

@@ -15,15 +15,15 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from flexunet.callbacks import BackupAndRestore
 from flexunet.config import EvalConfig
 from flexunet.data.masks import parse_rgb_map
 from flexunet.data.pipeline import DecodedCache, build_augment, load_arrays, make_dataset
 from flexunet.data.sources import DataSource
 from flexunet.data.validate import check_pairs, raise_if_problems
 from flexunet.errors import ConfigError, DataError
-from flexunet.rundir import read_metrics_csv, trim_metrics_csv
-from flexunet.runtime import configure_tensorflow
+from flexunet.runs.records import read_metrics_csv, trim_metrics_csv
+from flexunet.training.callbacks import BackupAndRestore
+from flexunet.training.runtime import configure_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def train(cfg: DictConfig, run_dir: Path, job_num: int = 0) -> dict:
         cfg.train.monitor, result["best_value"], result["best_epoch"], run_dir,
     )
     if cfg.evaluate_after is not None:
-        from flexunet.evaluation import evaluate_run
+        from flexunet.evaluation.scorer import evaluate_run
 
         result["evaluation"] = evaluate_run(cfg, run_dir)["mean"]
     return result

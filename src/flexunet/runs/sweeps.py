@@ -1,6 +1,6 @@
 """One job of a run or a sweep: records, failure handling, sweep summary, TensorBoard HParams.
 
-:func:`run_job` wraps :func:`flexunet.training.train` for the Hydra task function. It writes
+:func:`run_job` wraps :func:`flexunet.training.fit.train` for the Hydra task function. It writes
 ``run_info.json`` into the run directory when the job starts and ends, logs the job's
 hyperparameters (its ``hydra.overrides.task``) for TensorBoard's HParams tab and returns the
 monitored value. In a multirun a failed or diverged job is recorded as such and returns a
@@ -37,7 +37,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from flexunet.rundir import RUN_INFO, read_run_info, write_json_atomic
+from flexunet.runs.records import RUN_INFO, read_run_info, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def _now() -> str:
 
 def run_job(cfg: DictConfig) -> float:
     """Train one job described by ``cfg`` and the current HydraConfig; see the module doc."""
-    from flexunet.training import prepare_run_dir, train
+    from flexunet.training.fit import prepare_run_dir, train
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir).resolve()

@@ -16,12 +16,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from flexunet.cli import CONFIG_DIR, exit_on_user_error, launch
+from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="infer")
 def run(cfg: DictConfig) -> None:
-    from flexunet.inference import infer
+    from flexunet.inference.writer import infer
 
     hydra_cfg = HydraConfig.get()
     with exit_on_user_error("flexunet-infer ckpt_path=RUN infer.images_dir=DIR"):

@@ -17,12 +17,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from flexunet.cli import CONFIG_DIR, exit_on_user_error, launch
+from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def run(cfg: DictConfig) -> float:
-    from flexunet.evaluation import evaluate
+    from flexunet.evaluation.scorer import evaluate
 
     hydra_cfg = HydraConfig.get()
     with exit_on_user_error("flexunet-eval ckpt_path=outputs/train/runs/RUN"):

@@ -17,9 +17,9 @@ from omegaconf.errors import MissingMandatoryValue
 
 from flexunet.config import register_configs
 from flexunet.errors import FlexUNetError
-from flexunet.runtime import configure_environment
+from flexunet.training.runtime import configure_environment
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 log = logging.getLogger(__name__)
 
 

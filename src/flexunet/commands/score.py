@@ -14,12 +14,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from flexunet.cli import CONFIG_DIR, exit_on_user_error, launch
+from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="score")
 def run(cfg: DictConfig) -> float:
-    from flexunet.evaluation import score
+    from flexunet.evaluation.scorer import score
 
     with exit_on_user_error("flexunet-score pred_dir=DIR gt_dir=DIR"):
         result = score(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from flexunet.visualize import class_colors, prediction_grid
+from flexunet.inference.render import class_colors, prediction_grid
 
 
 class EpochChangeInference(keras.callbacks.Callback):

@@ -1,4 +1,4 @@
-"""``flexunet-figure`` (or ``python -m flexunet.figure``): a results figure from a checkpoint.
+"""``flexunet-figure``: a results figure from a checkpoint.
 
     flexunet-figure ckpt_path=outputs/train/runs/RUN                    # 4 test images
     flexunet-figure ckpt_path=RUN figure.tta=flips figure.postprocess=largest_component \
@@ -15,12 +15,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from flexunet.cli import CONFIG_DIR, exit_on_user_error, launch
+from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="figure")
 def run(cfg: DictConfig) -> None:
-    from flexunet.figures import make_figure
+    from flexunet.evaluation.figure import make_figure
 
     with exit_on_user_error("flexunet-figure ckpt_path=outputs/train/runs/RUN"):
         make_figure(cfg, list(HydraConfig.get().overrides.task))

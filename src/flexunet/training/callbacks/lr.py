@@ -45,10 +45,10 @@ class CosineDecay(keras.callbacks.Callback):
     last, restores a resumed run's decayed value). ``progress`` is the fraction of the run
     reached at the middle of the epoch: of ``epochs``, or, when ``minutes`` is given, of that
     budget (the last epoch's duration estimates the next), whichever is further. Following the
-    clock matters for runs ended by :class:`~flexunet.callbacks.TimeLimit`: on a busy machine
-    they do fewer epochs, and the schedule still reaches ``min_lr`` before the limit instead of
-    being cut off at a high learning rate. Like TimeLimit, a resumed run gets the whole budget
-    again; the epoch count continues. The learning rate is added to the epoch logs.
+    clock matters for runs ended by :class:`~flexunet.training.callbacks.TimeLimit`: on a busy
+    machine they do fewer epochs, and the schedule still reaches ``min_lr`` before the limit
+    instead of being cut off at a high learning rate. Like TimeLimit, a resumed run gets the
+    whole budget again; the epoch count continues. The learning rate is added to the epoch logs.
     """
 
     def __init__(

@@ -25,7 +25,7 @@ from flexunet.data.masks import Color, parse_rgb_map
 from flexunet.data.pairing import list_image_files
 from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
-from flexunet.predict import (
+from flexunet.inference.predictor import (
     PredictOptions,
     check_classes,
     inherit_run_config,
@@ -35,8 +35,8 @@ from flexunet.predict import (
     resolve_checkpoint,
     to_class_map,
 )
-from flexunet.runtime import configure_tensorflow
-from flexunet.visualize import class_colors
+from flexunet.inference.render import class_colors
+from flexunet.training.runtime import configure_tensorflow
 
 log = logging.getLogger(__name__)
 

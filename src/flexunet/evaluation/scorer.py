@@ -1,6 +1,7 @@
 """Honest lesion metrics at the original mask resolution: ``flexunet-eval`` and ``flexunet-score``.
 
-Both score one image at a time with the numpy references of :mod:`flexunet.metrics` and write
+Both score one image at a time with the numpy references of
+:mod:`flexunet.evaluation.metrics` and write
 the same two files into the job's run directory: ``evaluation.json`` (means over images,
 pooled Dice/IoU, provenance) and ``evaluation_per_image.csv`` (one row per image).
 """
@@ -24,14 +25,14 @@ from flexunet.data.pairing import Pair, list_image_files, pair_files, require_co
 from flexunet.data.sources import SPLITS, DataSource
 from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
-from flexunet.metrics import (
+from flexunet.evaluation.metrics import (
     confusion_counts,
     dice_coef_multiclass,
     image_metrics,
     pooled_metrics,
     summarize,
 )
-from flexunet.predict import (
+from flexunet.inference.predictor import (
     PredictOptions,
     check_classes,
     inherit_run_config,
@@ -41,7 +42,7 @@ from flexunet.predict import (
     resolve_checkpoint,
     to_class_map,
 )
-from flexunet.runtime import configure_tensorflow
+from flexunet.training.runtime import configure_tensorflow
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from flexunet.cli import CONFIG_DIR, exit_on_user_error, launch
+from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="bench")
 def run(cfg: DictConfig) -> None:
-    from flexunet.benchmarking import run_benchmark
+    from flexunet.bench.measure import run_benchmark
 
     with exit_on_user_error():
         run_benchmark(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -1,8 +1,8 @@
-"""The measurements behind ``flexunet-bench`` (entry point: :mod:`flexunet.bench`).
+"""The measurements behind ``flexunet-bench`` (entry point: :mod:`flexunet.commands.bench`).
 
 Everything is timed on the objects ``flexunet-train`` uses: its pipeline
 (:func:`flexunet.data.pipeline.make_dataset`), its compiled model
-(:func:`flexunet.training.compile_model`) and its callbacks. Repeated measurements alternate
+(:func:`flexunet.training.fit.compile_model`) and its callbacks. Repeated measurements alternate
 (pipeline, real fit, in-memory fits, pipeline, ...) and the fastest of each kind is kept: on a
 shared machine the fastest pass is the one least disturbed by other processes, and
 alternating keeps slow drifts in the machine load out of the ratios.
@@ -37,9 +37,9 @@ from flexunet.data.pipeline import DecodedCache, build_augment, load_arrays, mak
 from flexunet.data.sources import SyntheticSource
 from flexunet.data.validate import check_pairs, load_image_rgb, raise_if_problems
 from flexunet.errors import ConfigError, DataError
-from flexunet.predict import PredictOptions, predict_probabilities, to_class_map
-from flexunet.runtime import configure_tensorflow
-from flexunet.training import build_callbacks, compile_model, model_size, prepare_run_dir
+from flexunet.inference.predictor import PredictOptions, predict_probabilities, to_class_map
+from flexunet.training.fit import build_callbacks, compile_model, model_size, prepare_run_dir
+from flexunet.training.runtime import configure_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class EpochTimer(keras.callbacks.Callback):
     of training), so it includes every callback's ``on_epoch_end``; ``train_s`` is the part up
     to the epoch's last training step. With ``output`` both are written there as JSON
     ``{"epoch_s": [...], "train_s": [...]}`` when training ends. In ``flexunet-train``:
-    ``+train.callbacks.timer._target_=flexunet.benchmarking.EpochTimer``.
+    ``+train.callbacks.timer._target_=flexunet.bench.measure.EpochTimer``.
     """
 
     def __init__(self, output: str | None = None) -> None:
@@ -281,7 +281,8 @@ def measure_training(
 
 def measure_inference(model: keras.Model, paths: Sequence[Path], reps: int) -> dict:
     """Milliseconds per image, from the file to the class map at the image's size, through
-    :func:`flexunet.predict.predict_probabilities`, without and with flip TTA (4 flips)."""
+    :func:`flexunet.inference.predictor.predict_probabilities`, without and with flip TTA
+    (4 flips)."""
     result = {}
     for key, tta in (("infer_ms", None), ("infer_tta_ms", "flips")):
         options = PredictOptions(tta=tta)
@@ -431,7 +432,7 @@ def measure_rss(
 
     The processes run side by side: a peak does not depend on the time it takes to reach.
     """
-    code = "from flexunet.benchmarking import rss_job; rss_job()"
+    code = "from flexunet.bench.measure import rss_job; rss_job()"
     procs = []
     for n in counts:
         spec = {
