@@ -13,8 +13,8 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
+from flexunet.commands.evaluate import evaluate
 from flexunet.errors import ConfigError
-from flexunet.evaluation.scorer import evaluate
 from tests.conftest import SHARED_DATA
 from tests.run_helpers import train_fast_run
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from flexunet.evaluation.scorer import evaluate_run
+from flexunet.commands.evaluate import evaluate_run
 from flexunet.models import build_flexunet
 from tests.run_helpers import compose_train, fake_run
 

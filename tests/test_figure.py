@@ -10,8 +10,9 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
+from flexunet.commands.figure import make_figure
 from flexunet.errors import DataError
-from flexunet.evaluation.figure import HEADER_PX, make_figure
+from flexunet.evaluation.figure import HEADER_PX
 from flexunet.models import build_flexunet
 from tests.conftest import REPO
 from tests.run_helpers import fake_run
@@ -39,8 +40,8 @@ def test_rows_of_input_truth_prediction_overlay(compose, run_dir: Path, tmp_path
 
 
 def test_named_stems_of_the_split(compose, run_dir: Path, tmp_path: Path) -> None:
-    from flexunet.evaluation.figure import figure_pairs
-    from flexunet.inference.predictor import inherit_run_config
+    from flexunet.commands.figure import figure_pairs
+    from flexunet.runs.reuse import inherit_run_config
 
     overrides = [f"ckpt_path={run_dir}", "figure.split=all"]
     cfg = compose(overrides, config_name="figure")

@@ -9,8 +9,8 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from PIL import Image
 
+from flexunet.commands.infer import infer
 from flexunet.errors import ConfigError, DataError
-from flexunet.inference.writer import infer
 from flexunet.models import build_flexunet
 from tests.conftest import SHARED_DATA
 from tests.run_helpers import fake_run
@@ -37,7 +37,7 @@ def images_dir(tmp_path: Path) -> Path:
 
 def _infer(compose, overrides: list[str], out: Path) -> dict:
     cfg = compose(overrides, config_name="infer")
-    return infer(cfg, out, HydraConfig.get().overrides.task)
+    return infer(cfg, HydraConfig.get().overrides.task)
 
 
 def test_masks_keep_the_original_size_and_the_rgb_map_palette(

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from flexunet.errors import ConfigError, DataError
+from flexunet.inference.options import PredictOptions
 from flexunet.inference.predictor import (
-    PredictOptions,
-    inherit_run_config,
     load_model,
     postprocess,
     predict_probabilities,
     resolve_checkpoint,
     to_class_map,
 )
+from flexunet.runs.reuse import inherit_run_config
 from tests.run_helpers import write_hydra_files
 
 SIZE = 32  # model input: 32x32

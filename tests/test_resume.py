@@ -74,8 +74,8 @@ def test_killed_run_resumes_in_place_without_duplicate_epochs(
 
     import keras
 
-    import flexunet.evaluation.metrics  # noqa: F401
     import flexunet.training.losses  # noqa: F401  (registers the loss and metrics for loading)
+    import flexunet.training.metrics  # noqa: F401
 
     model = keras.saving.load_model(run_dir / "checkpoints/last.keras")
     assert int(model.optimizer.iterations.numpy()) == 3 * 20  # optimizer state carried over
@@ -101,7 +101,7 @@ def test_resume_refuses_a_finished_run(tmp_path: Path) -> None:
 
 def test_resume_argv_loads_the_saved_config_into_the_same_dir(tmp_path: Path) -> None:
     from flexunet.errors import ConfigError
-    from flexunet.runs.records import resume_argv
+    from flexunet.runs.reuse import resume_argv
 
     assert resume_argv(["flexunet-train", "train.epochs=3"]) == ["flexunet-train", "train.epochs=3"]
     with pytest.raises(ConfigError, match="not found"):

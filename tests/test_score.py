@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from flexunet.commands.score import score
 from flexunet.errors import DataError
-from flexunet.evaluation.scorer import Scorer, format_table, score
+from flexunet.evaluation.scorer import Scorer, format_table
 from tests.conftest import SHARED_DATA
 
 HAM_MASKS = SHARED_DATA / "ham10000-mini" / "masks"

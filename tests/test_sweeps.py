@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flexunet.runs.sweeps import failure_value
+from flexunet.runs.job import failure_value
 from tests.cli import FAST, read_summary, run_train, sweep_dirs
 
 
@@ -122,12 +122,13 @@ def test_single_run_failure_is_recorded_and_raised(compose, tmp_path: Path) -> N
     import keras
     from hydra.errors import InstantiationException
 
-    from flexunet.runs.sweeps import run_job
+    from flexunet.commands.train import train
+    from flexunet.runs.job import run_job
 
     cfg = compose(["debug=fast", "data.source.count=24", "train.mixed_precision=true",
                    "model.base_filters=0"])
     with pytest.raises(InstantiationException, match="base_filters"):
-        run_job(cfg)
+        run_job(cfg, train)
     info = json.loads((tmp_path / "run/run_info.json").read_text())
     assert info["status"] == "failed" and info["overrides"][-1] == "model.base_filters=0"
     assert keras.mixed_precision.global_policy().name == "float32"  # reset after the job
@@ -223,7 +224,7 @@ def test_mirrored_strategy_falls_back_to_the_default_on_one_device(
     import tensorflow as tf
 
     from flexunet.errors import ConfigError
-    from flexunet.training.fit import make_strategy
+    from flexunet.training.build import make_strategy
 
     if len(tf.config.list_logical_devices("GPU")) > 1:
         pytest.skip("several GPUs: mirrored is used")

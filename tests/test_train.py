@@ -24,8 +24,8 @@ def fast_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    from flexunet.commands.train import train
     from flexunet.config import register_configs
-    from flexunet.training.fit import train
 
     run_dir = tmp_path_factory.mktemp("fast_run")
     register_configs()
@@ -91,8 +91,8 @@ def test_best_checkpoint_reloads_safely_and_predicts_the_same(fast_run: Path) ->
 
 
 def test_second_training_into_same_dir_refuses_to_overwrite(fast_run: Path, compose) -> None:
+    from flexunet.commands.train import train
     from flexunet.errors import ConfigError
-    from flexunet.training.fit import train
 
     cfg = compose(FAST)
     before = (fast_run / "checkpoints/best.keras").read_bytes()
@@ -186,7 +186,7 @@ def test_cli_trains_from_the_command_line(tmp_path: Path, data_dir: Path) -> Non
 def test_misspelled_evaluate_after_option_fails_before_training(compose, tmp_path) -> None:
     from omegaconf.errors import ConfigKeyError
 
-    from flexunet.training.fit import train
+    from flexunet.commands.train import train
 
     cfg = compose([*FAST, "evaluate_after={splt: test}"])
     with pytest.raises(ConfigKeyError, match="splt"):

@@ -33,13 +33,15 @@ from PIL import Image
 
 from flexunet.data.masks import parse_rgb_map
 from flexunet.data.pairing import Pair, list_image_files
-from flexunet.data.pipeline import DecodedCache, build_augment, load_arrays, make_dataset
-from flexunet.data.sources import SyntheticSource
+from flexunet.data.pipeline import DecodedCache, load_arrays
+from flexunet.data.sources import SyntheticSource, split_pairs
 from flexunet.data.validate import check_pairs, load_image_rgb, raise_if_problems
 from flexunet.errors import ConfigError, DataError
-from flexunet.inference.predictor import PredictOptions, predict_probabilities, to_class_map
-from flexunet.training.fit import build_callbacks, compile_model, model_size, prepare_run_dir
-from flexunet.training.runtime import configure_tensorflow
+from flexunet.inference.options import PredictOptions
+from flexunet.inference.predictor import predict_probabilities, to_class_map
+from flexunet.runs.job import prepare_run_dir
+from flexunet.training.build import build_callbacks, build_dataset, compile_model, model_size
+from flexunet.training.runtime import configure_tensorflow, peak_rss_mib, reset_peak_rss
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +123,11 @@ def bench_pairs(cfg: DictConfig) -> tuple[list[Pair], str]:
     """
     try:
         source = instantiate(cfg.data.source, _convert_="all")
-        pairs = source.all_pairs()
+        pairs = split_pairs(source, "all", cfg.data.limit)
     except DataError as err:
         log.warning("%s; benchmarking on synthetic data instead", err)
         source = SyntheticSource(Path(cfg.paths.data_dir) / "synthetic", count=32)
-        pairs = source.all_pairs()
-    if cfg.data.limit:
-        pairs = pairs[: cfg.data.limit]
+        pairs = split_pairs(source, "all", cfg.data.limit)
     if cfg.data.check:
         problems = check_pairs(pairs, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance)
         raise_if_problems(problems, "data check before benchmarking")
@@ -174,15 +174,8 @@ def model_variant(cfg: DictConfig, overrides: dict) -> DictConfig:
 
 def dataset(job: DictConfig, pairs: Sequence[Pair], *, train: bool, repeat: bool = False):
     """flexunet-train's dataset for ``pairs``: augmented and shuffled when ``train``."""
-    return make_dataset(
-        pairs, size=model_size(job), rgb_map=parse_rgb_map(job.mask.rgb_map),
-        tolerance=job.mask.tolerance, num_classes=job.mask.num_classes,
-        batch_size=job.train.batch_size,
-        augment=build_augment(job.data.augment, job.seed) if train else None,
-        shuffle=train, seed=job.seed, repeat=repeat,
-        num_parallel_calls=job.data.num_parallel_calls, prefetch=job.data.prefetch,
-        cache=DecodedCache.of_mib(job.data.cache_mb),
-    )
+    cache = DecodedCache.of_mib(job.data.cache_mb)
+    return build_dataset(job, list(pairs), train=train, repeat=repeat, cache=cache)
 
 
 def in_memory(job: DictConfig, pairs: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray]:
@@ -365,28 +358,6 @@ def measure_callbacks(
     }
 
 
-def reset_peak_rss() -> bool:
-    """Restart the kernel's count of this process's peak RSS (Linux); False if unsupported."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MiB (since :func:`reset_peak_rss` on Linux)."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)  # bytes on macOS, else KiB
-
-
 def worker_config(job: DictConfig) -> dict:
     """The resolved parts of a job config that :func:`rss_job` needs, as plain Python."""
     return {
@@ -422,7 +393,7 @@ def rss_job() -> None:
     model.fit(ds.take(2), epochs=1, verbose=0, shuffle=False)
     reset_peak_rss()
     model.fit(ds, epochs=1, verbose=0, shuffle=False)
-    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+    print(json.dumps({"peak_rss_mb": peak_rss_mib()}))
 
 
 def measure_rss(

@@ -1,24 +1,30 @@
-"""What the ``flexunet-*`` entry points share.
+"""The console scripts: one module per command, and what they share.
 
-The config directory, the process set-up that must happen before TensorFlow is imported, and
-the rule that a user's mistake (bad input, a wrong or missing option) ends the command with
-one logged line and exit status 1 instead of a traceback.
+The config directory (:data:`CONFIG_DIR`), the process set-up that must happen before
+TensorFlow is imported, the rule that a user's mistake (bad input, a wrong or missing option)
+ends the command with one logged line and exit status 1 instead of a traceback, and the
+checkpoint set-up of the commands that predict.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
 from flexunet.config import register_configs
 from flexunet.errors import FlexUNetError
 from flexunet.training.runtime import configure_environment
 
+if TYPE_CHECKING:
+    from flexunet.inference.predictor import Predictor
+
+#: The Hydra config tree: ``conf/`` at the repository root.
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 log = logging.getLogger(__name__)
 
@@ -46,3 +52,26 @@ def launch(hydra_main: Callable[[], Any]) -> None:
     configure_environment()
     register_configs()
     hydra_main()
+
+
+def load_predictor(
+    cfg: DictConfig, node: str, overrides: Sequence[str], inherit: Sequence[str]
+) -> tuple[DictConfig, Predictor]:
+    """The set-up of the commands that predict: ``ckpt_path`` (a checkpoint or a training
+    run directory) and the prediction options of ``cfg[node]`` (eval, infer, figure).
+
+    A run directory's config nodes ``inherit`` (e.g. data, mask) replace this job's unless
+    the command line (``overrides``) sets them. Returns that config and the predictor.
+    """
+    from flexunet.inference.options import PredictOptions
+    from flexunet.inference.predictor import Predictor, resolve_checkpoint
+    from flexunet.runs.reuse import inherit_run_config
+    from flexunet.training.runtime import configure_tensorflow
+
+    configure_tensorflow(**cfg.runtime)
+    ckpt, train_run = resolve_checkpoint(cfg.ckpt_path)
+    cfg = inherit_run_config(cfg, train_run, overrides, inherit)
+    options = PredictOptions.from_config(cfg[node])
+    predictor = Predictor.from_checkpoint(ckpt, options, cfg.mask.num_classes)
+    log.info("checkpoint %s, %s", ckpt, options)
+    return cfg, predictor

@@ -1,8 +1,9 @@
-"""Shared prediction: from a checkpoint and an image to class probabilities at the image's size.
+"""The one predictor: from a checkpoint and an image to class probabilities at the image's size.
 
-``flexunet-eval`` and ``flexunet-infer`` (and any later tool) predict through this module, so
-an option such as flip TTA, tiling or post-processing has the same effect in both and its
-effect on the metrics is measurable.
+``flexunet-eval``, ``flexunet-infer`` and ``flexunet-figure`` predict through
+:func:`predict_images` (the one loop over images) with a :class:`Predictor`, so an option such
+as flip TTA, tiling or post-processing has the same effect in all of them and its effect on
+the metrics is measurable.
 
 Resolution: the image is resized to the model input exactly as in training (INTER_AREA when
 shrinking, bilinear otherwise), and the model's *probabilities* are resized back bilinearly to
@@ -15,68 +16,28 @@ of probability vectors is a class the model gave nearby).
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import cv2
 import keras
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from scipy import ndimage
 from tqdm import tqdm
 
+from flexunet.data.resize import resize_image, resize_probabilities
+from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
+from flexunet.inference.options import POSTPROCESS_MODES, PredictOptions
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TTA_MODES = ("flips",)
-POSTPROCESS_MODES = ("largest_component",)
 #: identity, horizontal, vertical, both: each flip is its own inverse.
 _FLIP_AXES: tuple[tuple[int, ...], ...] = ((), (2,), (1,), (1, 2))
-_MISSING = object()
 #: Tools show a progress bar from this many images on.
 PROGRESS_MIN_IMAGES = 20
-
-
-# --------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """Prediction options shared by ``eval.*`` and ``infer.*`` (see conf/evaluate.yaml)."""
-
-    tta: str | None = None
-    postprocess: str | None = None
-    tiled: bool = False
-    tile_scale: float = 1.0
-    tile_overlap: float = 0.5
-    batch_size: int = 8
-
-    def __post_init__(self) -> None:
-        if self.tta is not None and self.tta not in TTA_MODES:
-            raise ConfigError(f"tta={self.tta!r}: use one of {', '.join(TTA_MODES)} or null")
-        if self.postprocess is not None and self.postprocess not in POSTPROCESS_MODES:
-            raise ConfigError(
-                f"postprocess={self.postprocess!r}: use one of {', '.join(POSTPROCESS_MODES)} "
-                "or null"
-            )
-        if not self.tile_scale > 0:
-            raise ConfigError(f"tile_scale={self.tile_scale}: must be positive")
-        if not 0 <= self.tile_overlap < 1:
-            raise ConfigError(f"tile_overlap={self.tile_overlap}: must be within [0, 1)")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size}: must be at least 1")
-
-    @classmethod
-    def from_config(cls, node: DictConfig) -> PredictOptions:
-        """Pick the prediction options out of an ``eval`` or ``infer`` config node."""
-        return cls(**{f.name: node[f.name] for f in fields(cls)})
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -147,102 +108,7 @@ def check_classes(model: keras.Model, num_classes: int, ckpt: Path) -> int:
     return max(2, channels)
 
 
-def load_run_config(run_dir: Path) -> DictConfig:
-    """A training run's ``.hydra/config.yaml``, with its ``paths`` pinned to that run.
-
-    Hydra saves the config unresolved; ``${paths.data_dir}`` must resolve against the
-    training job's working directory (from ``.hydra/hydra.yaml``), not this job's.
-    """
-    path = run_dir / ".hydra" / "config.yaml"
-    try:
-        cfg = OmegaConf.load(path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the training run's config ({exc})") from None
-    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
-    cwd = None
-    if hydra_yaml.is_file():
-        cwd = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.cwd")
-    if "paths" in cfg:
-        if cwd:
-            cfg.paths.root_dir = cwd
-        cfg.paths.run_dir = str(run_dir)
-    return cfg
-
-
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("~+")
-
-
-def inherit_run_config(
-    cfg: DictConfig, run_dir: Path | None, overrides: Sequence[str], keys: Sequence[str]
-) -> DictConfig:
-    """``cfg`` with the nodes ``keys`` (e.g. data, mask) taken from a training run's config.
-
-    The command line still wins: choosing a group (``data=folder``) keeps this job's node;
-    a dotted override (``data.source.root=DIR``, ``mask.tolerance=40``) is re-applied on top
-    of the run's node with the value this job composed.
-    """
-    if run_dir is None:
-        return cfg
-    run_cfg = load_run_config(run_dir)
-    out = cfg.copy()
-    chosen = [_override_key(o) for o in overrides]
-    for key in keys:
-        if key in chosen or key not in run_cfg:
-            continue
-        schema = OmegaConf.get_type(cfg, key)
-        base = OmegaConf.structured(schema) if is_dataclass(schema) else OmegaConf.create()
-        try:
-            out[key] = OmegaConf.merge(base, OmegaConf.to_container(run_cfg[key], resolve=True))
-        except OmegaConfBaseException as exc:
-            raise ConfigError(
-                f"{run_dir / '.hydra' / 'config.yaml'}: its {key} config does not fit ({exc}); "
-                f"choose {key}=... on the command line"
-            ) from None
-        for name in chosen:
-            if not name.startswith(f"{key}."):
-                continue
-            value = OmegaConf.select(cfg, name, default=_MISSING)
-            if value is _MISSING:  # deleted on the command line (~key)
-                parent, _, leaf = name.rpartition(".")
-                node = OmegaConf.select(out, parent)
-                if isinstance(node, DictConfig) and leaf in node:
-                    del node[leaf]
-            else:
-                OmegaConf.update(out, name, value, merge=False)
-        log.info("%s: from the training run %s", key, run_dir / ".hydra" / "config.yaml")
-    return out
-
-
 # --------------------------------------------------------------------------- prediction
-
-
-def _interpolation(src: tuple[int, int], dst: tuple[int, int]) -> int:
-    """The training pipeline's rule (flexunet.data.pipeline.read_pair): area when shrinking."""
-    return cv2.INTER_AREA if src[0] > dst[0] else cv2.INTER_LINEAR
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 RGB image to ``size`` (width, height), as the training pipeline resizes it."""
-    src = (image.shape[1], image.shape[0])
-    if src == tuple(size):
-        return image
-    return cv2.resize(image, size, interpolation=_interpolation(src, size))
-
-
-def resize_probabilities(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, C) probabilities to ``size`` (width, height), bilinear (area when shrinking)."""
-    src = (probs.shape[1], probs.shape[0])
-    if src == tuple(size):
-        return probs
-    interpolation = _interpolation(src, size)
-    # OpenCV resizes at most 4 channels at a time with INTER_AREA.
-    parts = [
-        cv2.resize(probs[..., i : i + 4], size, interpolation=interpolation)
-        .reshape(size[1], size[0], -1)
-        for i in range(0, probs.shape[-1], 4)
-    ]
-    return np.concatenate(parts, axis=-1)
 
 
 def _predict_batch(model: keras.Model, batch: np.ndarray, tta: str | None) -> np.ndarray:
@@ -338,11 +204,6 @@ def predict_probabilities(
     return resize_probabilities(probs, (width, height))
 
 
-def progress(items: Sequence[T], desc: str) -> Iterable[T]:
-    """``items`` with a tqdm progress bar (on stderr) when there are many of them."""
-    return tqdm(items, desc=desc, unit="image", disable=len(items) < PROGRESS_MIN_IMAGES)
-
-
 # --------------------------------------------------------------------------- decisions
 
 
@@ -377,20 +238,55 @@ def to_class_map(probs: np.ndarray, method: str | None = None) -> np.ndarray:
     return postprocess(np.argmax(probs, axis=-1).astype(np.uint8), method)
 
 
-__all__ = [
-    "POSTPROCESS_MODES",
-    "TTA_MODES",
-    "PredictOptions",
-    "check_classes",
-    "inherit_run_config",
-    "load_model",
-    "load_run_config",
-    "model_io",
-    "postprocess",
-    "predict_probabilities",
-    "progress",
-    "resize_image",
-    "resize_probabilities",
-    "resolve_checkpoint",
-    "to_class_map",
-]
+# --------------------------------------------------------------------------- the loop
+
+
+def progress(items: Sequence[T], desc: str) -> Iterable[T]:
+    """``items`` with a tqdm progress bar (on stderr) when there are many of them."""
+    return tqdm(items, desc=desc, unit="image", disable=len(items) < PROGRESS_MIN_IMAGES)
+
+
+@dataclass
+class Predictor:
+    """A loaded model and the options it predicts with."""
+
+    model: keras.Model
+    options: PredictOptions
+    num_classes: int  # classes scored and drawn: the model's channels, at least 2
+    checkpoint: Path | None = None  # where the model was loaded from
+
+    @classmethod
+    def from_checkpoint(
+        cls, ckpt: Path, options: PredictOptions, num_classes: int
+    ) -> Predictor:
+        """Load ``ckpt`` and check that its head predicts ``num_classes`` (mask.num_classes)."""
+        model = load_model(ckpt)
+        return cls(model, options, check_classes(model, num_classes, ckpt), Path(ckpt))
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (H, W, C), post-processed class map (H, W)) of a uint8 RGB image."""
+        probs = predict_probabilities(self.model, image, self.options)
+        return probs, to_class_map(probs, self.options.postprocess)
+
+
+@dataclass
+class Prediction:
+    """One image and what the predictor made of it, at the image's original size."""
+
+    path: Path
+    image: np.ndarray
+    probs: np.ndarray
+    class_map: np.ndarray
+
+
+def predict_images(
+    predictor: Predictor, paths: Sequence[Path], desc: str = "predict"
+) -> Iterator[Prediction]:
+    """Read and predict each image of ``paths`` in order: the loop every command uses.
+
+    A progress bar (stderr) is shown from :data:`PROGRESS_MIN_IMAGES` images on.
+    """
+    for path in progress(paths, desc):
+        image = load_image_rgb(path)
+        probs, class_map = predictor(image)
+        yield Prediction(Path(path), image, probs, class_map)

@@ -1,6 +1,6 @@
-"""``flexunet-infer``: predict a folder of images into masks at their original size.
+"""Writing predictions: palette masks, contour overlays and probability maps.
 
-Output layout (``infer.output_dir``, by default ``RUN/predictions``)::
+Output layout of ``flexunet-infer`` (``infer.output_dir``, by default ``RUN/predictions``)::
 
     masks/STEM.png          palette PNG: class index per pixel, palette = the rgb_map colours
     overlays/STEM.png       the image with the lesion contour drawn on it (infer.overlay)
@@ -11,34 +11,18 @@ Output layout (``infer.output_dir``, by default ``RUN/predictions``)::
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
 from PIL import Image
 from scipy import ndimage
 
-from flexunet.data.masks import Color, parse_rgb_map
+from flexunet.data.masks import Color
 from flexunet.data.pairing import list_image_files
-from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
-from flexunet.inference.predictor import (
-    PredictOptions,
-    check_classes,
-    inherit_run_config,
-    load_model,
-    predict_probabilities,
-    progress,
-    resolve_checkpoint,
-    to_class_map,
-)
+from flexunet.inference.predictor import Prediction
 from flexunet.inference.render import class_colors
-from flexunet.training.runtime import configure_tensorflow
-
-log = logging.getLogger(__name__)
 
 #: Contour colour of the lesion (class 1) on overlays; further classes use class_colors.
 LESION_CONTOUR = (0, 255, 0)
@@ -74,7 +58,8 @@ def contour_overlay(image: np.ndarray, class_map: np.ndarray, num_classes: int) 
     return out
 
 
-def _prepare_output(output_dir: Path, overwrite: bool) -> None:
+def prepare_output(output_dir: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ``output_dir`` unless ``overwrite``, and a file in its place."""
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise ConfigError(
             f"{output_dir}: output directory is not empty; refusing to write over it. Choose "
@@ -85,7 +70,8 @@ def _prepare_output(output_dir: Path, overwrite: bool) -> None:
         raise ConfigError(f"{output_dir}: infer.output_dir is a file, not a folder")
 
 
-def _list_images(images_dir: Path) -> list[Path]:
+def list_images(images_dir: Path) -> list[Path]:
+    """The images of a folder; two with the same stem (their masks would clash) are an error."""
     images = list_image_files(images_dir, "image")
     if not images:
         raise DataError(f"{images_dir}: no images (.jpg, .jpeg, .png, .bmp, .tif) in this folder")
@@ -100,38 +86,31 @@ def _list_images(images_dir: Path) -> list[Path]:
     return images
 
 
-def infer(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Predict every image of ``infer.images_dir``; returns the output folder and count.
+class PredictionWriter:
+    """Writes each prediction into ``output_dir``: ``masks/``, and optionally ``overlays/``
+    and ``probabilities/`` (see the module doc)."""
 
-    ``ckpt_path`` may be a run directory: its ``mask`` config (the rgb_map colours of the
-    written masks) is used unless the command line changes it.
-    """
-    configure_tensorflow(**cfg.runtime)
-    ckpt, train_run = resolve_checkpoint(cfg.ckpt_path)
-    cfg = inherit_run_config(cfg, train_run, overrides, ("mask",))
-    options = PredictOptions.from_config(cfg.infer)
-    images = _list_images(Path(cfg.infer.images_dir).expanduser())
-    output_dir = Path(cfg.infer.output_dir).expanduser()
-    _prepare_output(output_dir, cfg.infer.overwrite)
-    model = load_model(ckpt)
-    num_classes = check_classes(model, cfg.mask.num_classes, ckpt)
-    palette = mask_palette(parse_rgb_map(cfg.mask.rgb_map), num_classes)
-    folders = {"masks": True, "overlays": cfg.infer.overlay,
-               "probabilities": cfg.infer.probabilities}
-    for name, wanted in folders.items():
-        if wanted:
-            (output_dir / name).mkdir(parents=True, exist_ok=True)
-    log.info("predicting %d image(s) with %s into %s", len(images), ckpt, output_dir)
-    for path in progress(images, "infer"):
-        image = load_image_rgb(path)
-        probs = predict_probabilities(model, image, options)
-        class_map = to_class_map(probs, options.postprocess)
-        save_mask(class_map, palette, output_dir / "masks" / f"{path.stem}.png")
-        if cfg.infer.overlay:
-            overlay = contour_overlay(image, class_map, num_classes)
-            Image.fromarray(overlay).save(output_dir / "overlays" / f"{path.stem}.png")
-        if cfg.infer.probabilities:
-            foreground = np.rint((1.0 - probs[..., 0]) * 255).clip(0, 255).astype(np.uint8)
-            Image.fromarray(foreground).save(output_dir / "probabilities" / f"{path.stem}.png")
-    log.info("wrote %d mask(s) to %s", len(images), output_dir / "masks")
-    return {"output_dir": str(output_dir), "count": len(images)}
+    def __init__(
+        self, output_dir: Path, palette: Sequence[int], num_classes: int,
+        overlay: bool = False, probabilities: bool = False,
+    ) -> None:
+        self.output_dir = output_dir
+        self.palette = list(palette)
+        self.num_classes = num_classes
+        self.overlay = overlay
+        self.probabilities = probabilities
+        folders = {"masks": True, "overlays": overlay, "probabilities": probabilities}
+        for name, wanted in folders.items():
+            if wanted:
+                (output_dir / name).mkdir(parents=True, exist_ok=True)
+
+    def write(self, prediction: Prediction) -> None:
+        stem = prediction.path.stem
+        save_mask(prediction.class_map, self.palette, self.output_dir / "masks" / f"{stem}.png")
+        if self.overlay:
+            overlay = contour_overlay(prediction.image, prediction.class_map, self.num_classes)
+            Image.fromarray(overlay).save(self.output_dir / "overlays" / f"{stem}.png")
+        if self.probabilities:
+            foreground = 1.0 - prediction.probs[..., 0]
+            pixels = np.rint(foreground * 255).clip(0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(self.output_dir / "probabilities" / f"{stem}.png")

@@ -1,4 +1,4 @@
-"""The run directory's own records, and resuming a killed run into the same directory.
+"""The run directory's own records, and the one way the project replaces a file atomically.
 
 ``run_info.json`` describes one job (overrides, tags, status, best value, final metrics,
 wall time); sweep summaries are rebuilt from these files. ``metrics.csv`` (Keras'
@@ -13,21 +13,33 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-from flexunet.errors import ConfigError
+from typing import TextIO
 
 RUN_INFO = "run_info.json"
-RESUMED_CONFIG_DIR = ".hydra/resumed"  # where a resumed job's Hydra configs go
+
+
+@contextmanager
+def atomic_open(path: Path, newline: str | None = None) -> Iterator[TextIO]:
+    """A text file that replaces ``path`` when the block ends without an error, so a reader
+    (or a kill) sees the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline=newline) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write ``data`` so that a reader sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    """Write ``data`` as JSON with :func:`atomic_open`."""
+    with atomic_open(path) as f:
         json.dump(data, f, indent=2, default=str)
         f.write("\n")
-    os.replace(tmp, path)
 
 
 def read_run_info(run_dir: Path) -> dict:
@@ -65,37 +77,6 @@ def trim_metrics_csv(path: Path, epochs: int) -> int:
     kept = [row for row in rows if int(float(row[column])) < epochs]
     if len(kept) == len(rows):
         return 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         csv.writer(f).writerows([header, *kept])
-    os.replace(tmp, path)
     return len(rows) - len(kept)
-
-
-def resume_argv(argv: list[str]) -> list[str]:
-    """Rewrite ``flexunet-train resume=RUN_DIR [overrides]`` to continue RUN_DIR in place.
-
-    The saved ``RUN_DIR/.hydra/config.yaml`` becomes the primary config (so the resumed job
-    trains exactly what was configured), the job writes into RUN_DIR itself, and this
-    invocation's Hydra files go to ``RUN_DIR/.hydra/resumed`` so the originals are kept.
-    Further overrides (e.g. ``train.epochs=150``) apply on top. Other command lines are
-    returned unchanged.
-    """
-    requests = [a for a in argv[1:] if a.startswith("resume=")]
-    value = requests[-1].split("=", 1)[1] if requests else ""
-    if value in ("", "null"):
-        return argv
-    if "-m" in argv or "--multirun" in argv:
-        raise ConfigError("resume=RUN_DIR continues one run; it cannot be combined with -m")
-    run_dir = Path(value).expanduser().resolve()
-    saved = run_dir / ".hydra" / "config.yaml"
-    if not saved.is_file():
-        raise ConfigError(
-            f"resume={value}: {saved} not found; give the directory of a flexunet-train run"
-        )
-    rest = [a for a in argv[1:] if not a.startswith("resume=")]
-    return [
-        argv[0], "--config-path", str(saved.parent), "--config-name", "config", *rest,
-        f"resume='{run_dir}'", f"hydra.run.dir='{run_dir}'",
-        f"hydra.output_subdir={RESUMED_CONFIG_DIR}",
-    ]

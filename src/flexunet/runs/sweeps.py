@@ -1,15 +1,9 @@
-"""One job of a run or a sweep: records, failure handling, sweep summary, TensorBoard HParams.
+"""Sweeps: the sweep directory's summary.csv and the TensorBoard HParams of its jobs.
 
-:func:`run_job` wraps :func:`flexunet.training.fit.train` for the Hydra task function. It writes
-``run_info.json`` into the run directory when the job starts and ends, logs the job's
-hyperparameters (its ``hydra.overrides.task``) for TensorBoard's HParams tab and returns the
-monitored value. In a multirun a failed or diverged job is recorded as such and returns a
-bad finite value (:func:`failure_value`), so the other jobs and an Optuna study go on; a
-single run re-raises, so the user sees the error and a non-zero exit code.
-
-Each finished job rebuilds ``SWEEP_DIR/summary.csv`` from all ``run_info.json`` files under
-the sweep directory while holding a file lock, so parallel workers (joblib, SLURM) never lose
-a row. :class:`SweepCallback` (a Hydra callback, see ``conf/hydra/default.yaml``) writes the
+Each finished job (:func:`flexunet.runs.job.run_job`) rebuilds ``SWEEP_DIR/summary.csv`` from
+all ``run_info.json`` files under the sweep directory while holding a file lock, so parallel
+workers (joblib, SLURM) never lose a row. :class:`SweepCallback` (a Hydra callback, see
+``hydra.callbacks`` in ``conf/train.yaml``) writes the
 sweep's HParams experiment (swept keys and metrics) when the multirun starts.
 """
 
@@ -19,48 +13,27 @@ import csv
 import fcntl
 import json
 import logging
-import math
 import os
 import socket
-import tempfile
 import time
-import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from flexunet.runs.records import RUN_INFO, read_run_info, write_json_atomic
+from flexunet.runs.records import RUN_INFO, atomic_open
+from flexunet.runs.reuse import parse_overrides
 
 log = logging.getLogger(__name__)
 
 SUMMARY = "summary.csv"
-FAILURE_MAGNITUDE = 1e9  # far worse than any loss or metric, finite so Optuna's TPE can rank it
 SUMMARY_COLUMNS = (
     "job", "status", "overrides", "monitor", "best_epoch", "best_value", "epochs",
     "wall_time_s", "rss_mib",
 )
-
-
-def failure_value(mode: str) -> float:
-    """The value a failed or diverged job reports: the worst possible for ``mode``."""
-    return -FAILURE_MAGNITUDE if mode == "max" else FAILURE_MAGNITUDE
-
-
-def process_rss_mib() -> float | None:
-    """Resident memory of this process in MiB (Linux; None elsewhere)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
 # --- TensorBoard HParams -------------------------------------------------------------------
@@ -72,7 +45,7 @@ def _hparam_value(value: Any) -> bool | int | float | str:
 
 def job_hparams(overrides: Iterable[str], tags: Iterable[str]) -> dict[str, Any]:
     """This job's hyperparameters: every override's key and value (deletions skipped)."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    parsed = parse_overrides(list(overrides))
     hparams = {o.key_or_group: _hparam_value(o.value()) for o in parsed if not o.is_delete()}
     hparams["tags"] = ",".join(tags)
     return hparams
@@ -81,7 +54,7 @@ def job_hparams(overrides: Iterable[str], tags: Iterable[str]) -> dict[str, Any]
 def swept_keys(overrides: Iterable[str], sweeper_params: dict | None) -> list[str]:
     """Keys a multirun varies: sweep-valued overrides plus the sweeper's own search space."""
     lines = list(overrides) + [f"{k}={v}" for k, v in (sweeper_params or {}).items()]
-    parsed = OverridesParser.create().parse_overrides(lines)
+    parsed = parse_overrides(lines)
     return list(dict.fromkeys(o.key_or_group for o in parsed if o.is_sweep_override()))
 
 
@@ -189,88 +162,8 @@ def rebuild_summary(sweep_dir: Path) -> Path:
         rows = summary_rows(sweep_dir)
         finals = sorted({k for row in rows for k in row if k.startswith("final_")})
         columns = [*SUMMARY_COLUMNS, *finals, "error"]
-        fd, tmp = tempfile.mkstemp(dir=sweep_dir, prefix=f".{SUMMARY}.", suffix=".tmp")
-        with os.fdopen(fd, "w", newline="") as f:
+        with atomic_open(path, newline="") as f:
             writer = csv.DictWriter(f, columns)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, path)
     return path
-
-
-# --- the job -------------------------------------------------------------------------------
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def run_job(cfg: DictConfig) -> float:
-    """Train one job described by ``cfg`` and the current HydraConfig; see the module doc."""
-    from flexunet.training.fit import prepare_run_dir, train
-
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir).resolve()
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    job_num = OmegaConf.select(hydra_cfg, "job.num", default=None) or 0
-    resuming = cfg.resume is not None
-    mode = cfg.train.monitor_mode
-    try:
-        prepare_run_dir(run_dir, resuming=resuming)
-    except Exception:
-        if not multirun:
-            raise
-        log.exception("job %d not started in %s", job_num, run_dir)
-        return failure_value(mode)
-
-    info = read_run_info(run_dir) if resuming else {}
-    if not info:  # a new run (or a resumed one from before run_info.json existed)
-        info = {
-            "job": job_num,
-            "sweep_dir": str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
-            "overrides": list(hydra_cfg.overrides.task),
-            "tags": list(cfg.tags),
-            "monitor": cfg.train.monitor,
-            "monitor_mode": mode,
-        }
-        write_job_hparams(
-            run_dir / "tensorboard", job_hparams(info["overrides"], info["tags"]),
-            trial_id=run_dir.name,
-        )
-    previous_time = info.get("wall_time_s") or 0.0
-    info.update(
-        status="running", started=_now(), finished=None, error=None, traceback=None,
-        host=socket.gethostname(), pid=os.getpid(), resumed=info.get("resumed", -1) + 1,
-    )
-    write_json_atomic(run_dir / RUN_INFO, info)
-
-    start = time.monotonic()
-    failure: Exception | None = None
-    try:
-        result = train(cfg, run_dir, job_num=job_num)
-    except Exception as err:
-        failure = err
-        log.exception("job %d failed; run directory: %s", job_num, run_dir)
-        info.update(
-            status="failed", error=f"{type(err).__name__}: {err}",
-            traceback=traceback.format_exc(),
-        )
-    else:
-        best = result["best_value"]
-        info.update(
-            status="completed" if math.isfinite(best) else "diverged",
-            best_epoch=result["best_epoch"], best_value=best,
-            epochs=result["epochs"], final=result["final"],
-        )
-        write_best_value(run_dir / "tensorboard", cfg.train.monitor, best, result["epochs"])
-    info.update(
-        finished=_now(), wall_time_s=round(previous_time + time.monotonic() - start, 1),
-        rss_mib=process_rss_mib(),
-    )
-    write_json_atomic(run_dir / RUN_INFO, info)
-    log.info("job %d %s; process RSS %s MiB", job_num, info["status"], info["rss_mib"])
-    if info.get("sweep_dir"):
-        rebuild_summary(Path(info["sweep_dir"]))
-    if failure is not None and not multirun:
-        raise failure
-    return info["best_value"] if info["status"] == "completed" else failure_value(mode)

@@ -1,4 +1,4 @@
-"""Process-level set-up that must happen before TensorFlow is imported or initialised.
+"""The process: set-up before TensorFlow is imported or initialised, and its memory use.
 
 Entry points call :func:`configure_environment` first thing in ``main()``; nothing here runs
 at import time. Every variable is only a default: a value in the user's environment wins.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -83,3 +84,34 @@ def configure_tensorflow(
     except RuntimeError as err:  # TensorFlow already initialised in this process
         log.warning("TensorFlow runtime settings not applied: %s", err)
     _tf_configured = True
+
+
+def process_rss_mib() -> float | None:
+    """Resident memory of this process in MiB (Linux; None elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def reset_peak_rss() -> bool:
+    """Restart the kernel's count of this process's peak RSS (Linux); False if unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB (since :func:`reset_peak_rss` on Linux)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)  # bytes on macOS, else KiB

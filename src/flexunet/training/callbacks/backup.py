@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 
 from flexunet.runs.records import write_json_atomic
+from flexunet.training.callbacks.base import WatchesCallbacks
 
 # Counters and best values that Keras' callbacks reset in on_train_begin.
 STATE_ATTRIBUTES = ("best", "wait", "cooldown_counter", "best_epoch")
@@ -25,7 +26,7 @@ def _restore(value: float | int | str | None) -> float | int | None:
     return float(value) if isinstance(value, str) else value
 
 
-class BackupAndRestore(keras.callbacks.BackupAndRestore):
+class BackupAndRestore(WatchesCallbacks, keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore (weights, optimizer state incl. learning rate, epoch) plus the
     counters of the other callbacks: without them a resumed run would restart early-stopping
     and LR-reducer patience and let ModelCheckpoint replace ``best.keras`` with a worse model.

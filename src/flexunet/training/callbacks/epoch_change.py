@@ -8,9 +8,10 @@ import keras
 import numpy as np
 
 from flexunet.inference.render import class_colors, prediction_grid
+from flexunet.training.callbacks.base import NeedsValidationSamples
 
 
-class EpochChangeInference(keras.callbacks.Callback):
+class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
     """After every ``every_n_epochs`` epochs, predict ``num_images`` fixed validation images.
 
     Saves one grid per epoch (rows: images; columns: input, ground truth, prediction) as
