@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import FAST, run_train
+from tests.helpers import FAST, run_train
 
 # 3 epochs; enough steps that the kill lands inside epoch 2. The LR reducer halves the rate
 # after every epoch but the first (min_delta=10: never an improvement), which it only does

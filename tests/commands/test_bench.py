@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flexunet.errors import ConfigError
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 TINY = [
     "model.image_width=64", "model.image_height=64", "model.base_filters=4",

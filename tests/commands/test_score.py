@@ -13,7 +13,7 @@ from PIL import Image
 from flexunet.commands.score import score
 from flexunet.errors import DataError
 from flexunet.evaluation.scorer import Scorer, format_table
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 HAM_MASKS = SHARED_DATA / "ham10000-mini" / "masks"
 METRICS = {"dice", "iou", "threshold_jaccard", "accuracy", "sensitivity", "specificity"}
@@ -37,6 +37,7 @@ def _read(run_dir: Path) -> tuple[dict, list[dict]]:
     return result, rows
 
 
+@pytest.mark.shared_data
 def test_masks_against_themselves_score_one(compose, tmp_path: Path) -> None:
     cfg = compose([f"pred_dir={HAM_MASKS}", f"gt_dir={HAM_MASKS}"], config_name="score")
     score(cfg, tmp_path / "out")
@@ -48,6 +49,7 @@ def test_masks_against_themselves_score_one(compose, tmp_path: Path) -> None:
     assert {(r["width"], r["height"]) for r in rows} == {("600", "450")}
 
 
+@pytest.mark.shared_data
 def test_shifted_masks_score_the_dice_of_their_overlap(
     compose, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -85,6 +87,7 @@ def test_shifted_masks_score_the_dice_of_their_overlap(
     assert "dice" in capsys.readouterr().out  # the printed table
 
 
+@pytest.mark.shared_data
 def test_missing_prediction_is_an_error_naming_it(compose, tmp_path: Path) -> None:
     pred_dir = tmp_path / "pred"
     pred_dir.mkdir()

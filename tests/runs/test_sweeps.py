@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flexunet.runs.job import failure_value
-from tests.cli import FAST, read_summary, run_train, sweep_dirs
+from tests.helpers import FAST, read_summary, run_train, sweep_dirs
 
 
 def hparams_data(folder: Path) -> list:

@@ -12,8 +12,7 @@ from PIL import Image
 from flexunet.commands.infer import infer
 from flexunet.errors import ConfigError, DataError
 from flexunet.models import build_flexunet
-from tests.conftest import SHARED_DATA
-from tests.run_helpers import fake_run
+from tests.helpers import SHARED_DATA, fake_run
 
 HAM_IMAGE = SHARED_DATA / "ham10000-mini" / "images" / "ISIC_0024340.jpg"  # 600x450
 PH2_IMAGE = SHARED_DATA / "ph2" / "images" / "IMD003.jpg"  # 765x574
@@ -40,6 +39,7 @@ def _infer(compose, overrides: list[str], out: Path) -> dict:
     return infer(cfg, HydraConfig.get().overrides.task)
 
 
+@pytest.mark.shared_data
 def test_masks_keep_the_original_size_and_the_rgb_map_palette(
     compose, run_dir: Path, images_dir: Path, tmp_path: Path
 ) -> None:
@@ -63,6 +63,7 @@ def test_masks_keep_the_original_size_and_the_rgb_map_palette(
     assert {(765, 574), (600, 450)} <= {Image.open(p).size for p in (out / "masks").iterdir()}
 
 
+@pytest.mark.shared_data
 def test_default_output_is_inside_the_run_dir_with_every_option(
     compose, run_dir: Path, images_dir: Path, tmp_path: Path
 ) -> None:
@@ -79,6 +80,7 @@ def test_default_output_is_inside_the_run_dir_with_every_option(
     assert Image.open(mask).size == (600, 450)
 
 
+@pytest.mark.shared_data
 def test_refuses_to_write_over_a_non_empty_output_dir(
     compose, run_dir: Path, images_dir: Path, tmp_path: Path
 ) -> None:

@@ -21,14 +21,11 @@ from PIL import Image
 from flexunet.data.organize import prepare_dataset, run_from_config
 from flexunet.data.sources import FolderSource
 from flexunet.errors import ConfigError, DataError
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 BINARY = {"0,0,0": 0, "255,255,255": 1}
 SPLIT_SIZES = {"train": 105, "valid": 30, "test": 15}
 
-pytestmark = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"sample data not found at {SHARED_DATA}"
-)
 
 
 def _rows(output: Path) -> list[dict[str, str]]:
@@ -79,6 +76,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 # --------------------------------------------------------------------------- PH2
 
 
+@pytest.mark.shared_data
 def test_ph2_layout_split_csv_and_statistics(prepared_ph2: Path) -> None:
     rows = _rows(prepared_ph2)
     assert len(rows) == 150
@@ -96,6 +94,7 @@ def test_ph2_layout_split_csv_and_statistics(prepared_ph2: Path) -> None:
         assert img.format == "PNG" and img.width > 500
 
 
+@pytest.mark.shared_data
 def test_second_run_with_reversed_listing_gives_identical_split_csv(
     prepared_ph2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,6 +118,7 @@ def test_second_run_with_reversed_listing_gives_identical_split_csv(
 # --------------------------------------------------------------------------- lesion groups
 
 
+@pytest.mark.shared_data
 def test_metadata_keeps_each_lesion_in_one_split(ham: Path, tmp_path: Path) -> None:
     stems = sorted(p.stem for p in (ham / "images").iterdir())
     lesions = ["HAM_A", "HAM_A", "HAM_A", "HAM_B", "HAM_B", "HAM_C"]
@@ -146,6 +146,7 @@ def test_metadata_keeps_each_lesion_in_one_split(ham: Path, tmp_path: Path) -> N
 # --------------------------------------------------------------------------- checking
 
 
+@pytest.mark.shared_data
 def test_check_only_cli_lists_every_bad_file(broken: Path, tmp_path: Path) -> None:
     before = _hashes(broken)
     result = _cli("source=ham", "check_only=true", f"hydra.run.dir={tmp_path / 'run'}",
@@ -161,6 +162,7 @@ def test_check_only_cli_lists_every_bad_file(broken: Path, tmp_path: Path) -> No
     assert _hashes(broken) == before
 
 
+@pytest.mark.shared_data
 def test_check_only_ok_writes_nothing(
     ham: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -172,6 +174,7 @@ def test_check_only_ok_writes_nothing(
     assert sorted(tmp_path.rglob("*")) == before
 
 
+@pytest.mark.shared_data
 def test_failed_prepare_leaves_source_identical_and_writes_nothing(
     broken: Path, tmp_path: Path
 ) -> None:
@@ -186,6 +189,7 @@ def test_failed_prepare_leaves_source_identical_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ham"]
 
 
+@pytest.mark.shared_data
 def test_failure_while_writing_leaves_no_partial_output(
     ham: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,6 +212,7 @@ def test_failure_while_writing_leaves_no_partial_output(
 # --------------------------------------------------------------------------- output safety
 
 
+@pytest.mark.shared_data
 def test_refuses_non_empty_output(ham: Path, tmp_path: Path) -> None:
     output = tmp_path / "out"
     output.mkdir()
@@ -217,6 +222,7 @@ def test_refuses_non_empty_output(ham: Path, tmp_path: Path) -> None:
     assert [p.name for p in output.iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("first_link", ["symlink", "hardlink"])
 def test_overwrite_replaces_links_without_writing_through(
     ham: Path, tmp_path: Path, first_link: str, caplog: pytest.LogCaptureFixture
@@ -238,6 +244,7 @@ def test_overwrite_replaces_links_without_writing_through(
     assert _hashes(ham) == before
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -254,6 +261,7 @@ def test_bad_options_are_config_errors(ham: Path, options: dict, message: str) -
     assert not output.exists()
 
 
+@pytest.mark.shared_data
 def test_output_must_be_set_and_outside_the_source(ham: Path) -> None:
     with pytest.raises(ConfigError, match="output is not set"):
         prepare_dataset(ham, None, rgb_map=BINARY)
@@ -267,6 +275,7 @@ def test_output_must_be_set_and_outside_the_source(ham: Path) -> None:
 # --------------------------------------------------------------------------- config and CLI
 
 
+@pytest.mark.shared_data
 def test_config_paths_are_relative_to_the_callers_cwd(compose, ham: Path, tmp_path: Path) -> None:
     cfg = compose(["source=ham", "output=prepared/ham", "fractions.test=0.2",
                    "fractions.valid=0.1"], config_name="prepare")
@@ -276,6 +285,7 @@ def test_config_paths_are_relative_to_the_callers_cwd(compose, ham: Path, tmp_pa
     assert (tmp_path / "prepared" / "ham" / "split.csv").is_file()
 
 
+@pytest.mark.shared_data
 def test_cli_prepares_relative_paths_then_refuses_to_overwrite(ham: Path, tmp_path: Path) -> None:
     first = _cli("source=ham", "output=out", cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr

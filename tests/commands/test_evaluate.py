@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from PIL import Image
 
-from flexunet.commands.evaluate import evaluate
+from flexunet.commands.evaluate import evaluate, evaluate_run
 from flexunet.errors import ConfigError
-from tests.conftest import SHARED_DATA
-from tests.run_helpers import train_fast_run
+from flexunet.models import build_flexunet
+from tests.helpers import SHARED_DATA, compose_train, fake_run, train_fast_run
 
 KEYS = {"dice", "iou", "threshold_jaccard", "accuracy", "sensitivity", "specificity"}
 
@@ -54,6 +56,7 @@ def test_run_directory_is_evaluated_at_the_original_size(
     assert result["mean"]["dice"] == pytest.approx(np.mean([float(r["dice"]) for r in rows]))
 
 
+@pytest.mark.shared_data
 def test_folder_of_real_images_with_every_option(
     compose, fast_run: Path, tmp_path: Path
 ) -> None:
@@ -94,3 +97,19 @@ def test_cli_writes_the_report_into_hydra_run_dir(fast_run: Path, tmp_path: Path
     result = json.loads((out / "evaluation.json").read_text())
     assert result["count"] == 2 and result["data"]["split"] == "valid"
     assert (out / "evaluation_per_image.csv").is_file() and (out / ".hydra").is_dir()
+
+
+def test_scores_the_runs_split_with_the_options(tmp_path: Path, data_dir: Path) -> None:
+    model = build_flexunet(64, 64, base_filters=4, base_kernels=(3, 3), num_layers=3)
+    run_dir = fake_run(tmp_path / "run", data_dir, model)
+    cfg = compose_train(run_dir, data_dir, ["debug=fast"])  # data.limit: 8 pairs per split
+    options = {"split": "test", "tta": "flips", "postprocess": "largest_component"}
+    cfg = OmegaConf.merge(cfg, {"evaluate_after": options})
+    result = evaluate_run(cfg, run_dir)
+    report = json.loads((run_dir / "eval_test" / "evaluation.json").read_text())
+    assert report["mean"] == result["mean"]
+    assert report["checkpoint"] == str(run_dir / "checkpoints" / "best.keras")
+    assert {k: report["options"][k] for k in options} == options
+    source = instantiate(cfg.data.source, _convert_="all")
+    assert report["data"]["limit"] is None
+    assert report["count"] == len(source.pairs("test"))

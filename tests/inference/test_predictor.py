@@ -18,7 +18,7 @@ from flexunet.inference.predictor import (
     to_class_map,
 )
 from flexunet.runs.reuse import inherit_run_config
-from tests.run_helpers import write_hydra_files
+from tests.helpers import write_hydra_files
 
 SIZE = 32  # model input: 32x32
 

@@ -14,8 +14,7 @@ from flexunet.commands.figure import make_figure
 from flexunet.errors import DataError
 from flexunet.evaluation.figure import HEADER_PX
 from flexunet.models import build_flexunet
-from tests.conftest import REPO
-from tests.run_helpers import fake_run
+from tests.helpers import REPO, fake_run
 
 
 @pytest.fixture(scope="module")

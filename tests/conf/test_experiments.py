@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 
 def test_skin_cancer_512_is_the_published_configuration(compose) -> None:
@@ -46,14 +46,13 @@ def test_quickstart_is_the_embedded_default(compose) -> None:
     assert list(quickstart.tags) == ["quickstart", "synthetic", "cpu"]
 
 
+@pytest.mark.shared_data
 def test_ph2_reads_the_sample_folder(compose) -> None:
     from hydra.utils import instantiate
 
     cfg = compose(["experiment=ph2", f"data.source.root={SHARED_DATA / 'ph2'}"])
     assert cfg.data.source._target_ == "flexunet.data.sources.FolderSource"
     assert "ph2" in cfg.tags
-    if not (SHARED_DATA / "ph2").is_dir():
-        pytest.skip("sample data not found")
     source = instantiate(cfg.data.source, _convert_="all")
     assert len(source.pairs("train")) > 90 and len(source.pairs("valid")) >= 15
 

@@ -10,7 +10,7 @@ import pytest
 from hydra.utils import instantiate
 
 from flexunet.training.callbacks import CosineDecay, TimeLimit
-from tests.callbacks.test_time_limit import FakeClock
+from tests.training.callbacks.test_time_limit import FakeClock
 
 
 class RecordLR(keras.callbacks.Callback):

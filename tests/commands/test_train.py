@@ -11,40 +11,31 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from PIL import Image
 
-from tests.conftest import CONF_DIR
+from tests.helpers import CONF_DIR, compose_config
 
 FAST = ["debug=fast", "data.source.count=24"]
 
 
 @pytest.fixture(scope="module")
-def fast_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """One debug=fast training job shared by the artifact tests of this module."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
+def fast_training(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, dict]:
+    """One debug=fast training job shared by this module: its run directory and result."""
     from flexunet.commands.train import train
-    from flexunet.config import register_configs
 
     run_dir = tmp_path_factory.mktemp("fast_run")
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[*FAST, f"paths.data_dir={data_dir}", "train.epochs=2",
-                       "evaluate_after={split: test, tta: flips}"],
-            return_hydra_config=True,
-        )
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig.instance().set_config(cfg)
-    GlobalHydra.instance().clear()
-    result = train(cfg, run_dir)
+    overrides = [*FAST, "train.epochs=2", "evaluate_after={split: test, tta: flips}"]
+    cfg = compose_config("train", overrides, run_dir, data_dir)
+    return run_dir, train(cfg, run_dir)
+
+
+@pytest.fixture(scope="module")
+def fast_run(fast_training: tuple[Path, dict]) -> Path:
+    return fast_training[0]
+
+
+def test_train_returns_the_best_epoch_and_the_evaluation(fast_training: tuple[Path, dict]) -> None:
+    result = fast_training[1]
     assert result["best_epoch"] in (1, 2)
     assert 0.0 <= result["evaluation"]["dice"] <= 1.0
-    return run_dir
 
 
 def test_run_directory_has_every_artifact(fast_run: Path) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from hydra.utils import instantiate
 
-from tests.conftest import SHARED_DATA
-
 
 def test_defaults(compose) -> None:
     cfg = compose(["experiment=ph2"])
@@ -23,9 +21,8 @@ def test_defaults(compose) -> None:
     assert compose([]).evaluate_after is None
 
 
+@pytest.mark.shared_data
 def test_split_of_the_150_images(compose) -> None:
-    if not (SHARED_DATA / "ph2").is_dir():
-        pytest.skip(f"sample data not found at {SHARED_DATA}")
     cfg = compose(["experiment=ph2"])
     source = instantiate(cfg.data.source, _convert_="all")
     splits = {s: [p.stem for p in source.pairs(s)] for s in ("train", "valid", "test")}
