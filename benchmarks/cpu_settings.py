@@ -61,9 +61,9 @@ def worker(opts: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from flexunet.losses import CEDiceLoss
-    from flexunet.metrics import LesionDice, LesionIoU
     from flexunet.models import build_flexunet
+    from flexunet.training.losses import CEDiceLoss
+    from flexunet.training.metrics import LesionDice, LesionIoU
 
     if opts.get("intra"):
         tf.config.threading.set_intra_op_parallelism_threads(opts["intra"])

@@ -33,8 +33,8 @@ def worker(opts: dict) -> list[dict]:
     import numpy as np
     import tensorflow as tf
 
-    from flexunet.metrics import LesionDice
     from flexunet.models import build_flexunet
+    from flexunet.training.metrics import LesionDice
 
     for gpu in tf.config.list_physical_devices("GPU"):
         tf.config.experimental.set_memory_growth(gpu, True)

@@ -48,11 +48,11 @@ def run_once(env: dict[str, str], overrides: list[str], epochs: int) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix="train_rate_"))
     try:
         cmd = [
-            sys.executable, "-c", "from flexunet.train import main; main()",
+            sys.executable, "-c", "from flexunet.commands.train import main; main()",
             "model=flexunet_cpu", "data=folder", f"data.source.root={PH2}",
             "data.source.fractions={train: 0.9, valid: 0.1, test: 0.0}", "data/augment=flips",
             "train.batch_size=4", f"train.epochs={epochs}", f"hydra.run.dir={run_dir}",
-            "+train.callbacks.timer._target_=flexunet.benchmarking.EpochTimer",
+            "+train.callbacks.timer._target_=flexunet.bench.measure.EpochTimer",
             f"+train.callbacks.timer.output={run_dir}/epochs.json", *overrides,
         ]
         proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, **env}, capture_output=True,

@@ -1,18 +1,33 @@
-"""Shared fixtures: composed configs, a session-wide synthetic dataset, the real sample data."""
+"""Shared fixtures: composed configs, a session-wide synthetic dataset, the real sample data.
+
+Tests that read the sample data in ``../shared/data`` are marked ``shared_data``. They run by
+default (CI has the data); without it they fail and say so, instead of passing silently. Run
+the others alone with ``-m "not shared_data"``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from omegaconf import DictConfig
 
-from flexunet.runtime import configure_environment
+from flexunet.training.runtime import configure_environment
+from tests.helpers import SHARED_DATA, compose_config
 
-configure_environment()
 
-REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
-SHARED_DATA = REPO.parent / "shared" / "data"
+def pytest_sessionstart(session: pytest.Session) -> None:
+    configure_environment()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("shared_data") and not SHARED_DATA.is_dir():
+        pytest.fail(
+            f"this test reads the sample data, not found at {SHARED_DATA}; "
+            "deselect such tests with -m 'not shared_data'",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -22,32 +37,12 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def compose(data_dir: Path, tmp_path: Path):
-    """Compose a primary config as the CLI would, with Hydra's runtime set to ``tmp_path``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+def compose(data_dir: Path, tmp_path: Path) -> Callable[..., DictConfig]:
+    """``compose(overrides, config_name="train")``: a command's config as the command composes
+    it, with Hydra's runtime (``paths.run_dir``) set to ``tmp_path / "run"``."""
 
-    from flexunet.config import register_configs
-
-    def _compose(overrides: list[str] = (), config_name: str = "train"):
-        register_configs()
-        GlobalHydra.instance().clear()
-        run_dir = tmp_path / "run"
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(
-                config_name,
-                overrides=[f"hydra.run.dir={run_dir}", f"paths.data_dir={data_dir}", *overrides],
-                return_hydra_config=True,
-            )
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(run_dir)
-            cfg.hydra.runtime.cwd = str(REPO)
-        HydraConfig.instance().set_config(cfg)
-        GlobalHydra.instance().clear()
-        return cfg
+    def _compose(overrides: list[str] = (), config_name: str = "train") -> DictConfig:
+        return compose_config(config_name, list(overrides), tmp_path / "run", data_dir)
 
     return _compose
 
@@ -55,9 +50,7 @@ def compose(data_dir: Path, tmp_path: Path):
 @pytest.fixture(scope="session")
 def prepared_ph2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 150 PH2 pairs prepared once per session with flexunet-prepare's defaults."""
-    if not (SHARED_DATA / "ph2").is_dir():
-        pytest.skip(f"sample data not found at {SHARED_DATA}")
-    from flexunet.data.prepare import prepare_dataset
+    from flexunet.data.organize import prepare_dataset
 
     output = tmp_path_factory.mktemp("prepared") / "ph2"
     prepare_dataset(SHARED_DATA / "ph2", output, rgb_map={"0,0,0": 0, "255,255,255": 1})

@@ -80,7 +80,7 @@ def test_unpacked_wheel_reads_its_own_configs(wheel: zipfile.ZipFile, tmp_path: 
     """Where cli.py looks in a non-editable install: the package's conf/, not a checkout's."""
     wheel.extractall(tmp_path)
     out = subprocess.run(
-        [sys.executable, "-c", "from flexunet.cli import CONFIG_DIR; print(CONFIG_DIR)"],
+        [sys.executable, "-c", "from flexunet.commands import CONFIG_DIR; print(CONFIG_DIR)"],
         env={"PYTHONPATH": str(tmp_path)}, cwd=tmp_path, capture_output=True, text=True,
         check=True,
     ).stdout.strip()

@@ -15,6 +15,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from flexunet.inference.options import PredictOptions
+
 
 @dataclass
 class PathsConfig:
@@ -111,19 +113,7 @@ class PrepareJobConfig:
 
 
 @dataclass
-class PredictConfig:
-    """Prediction options shared by evaluation and inference (flexunet.predict.PredictOptions)."""
-
-    tta: str | None = None  # flips: mean over identity, h, v and hv flips; null: none
-    postprocess: str | None = None  # largest_component: keep the largest lesion, fill holes
-    tiled: bool = False  # overlapping model-sized tiles blended with a smooth window
-    tile_scale: float = 1.0  # image scale at which it is tiled (1.0: native resolution)
-    tile_overlap: float = 0.5  # fraction of a tile shared with its neighbour
-    batch_size: int = 8  # tiles per forward pass
-
-
-@dataclass
-class EvalConfig(PredictConfig):
+class EvalConfig(PredictOptions):
     split: str = "test"  # train | valid | test | all
 
 
@@ -139,7 +129,7 @@ class EvaluateJobConfig:
 
 
 @dataclass
-class InferConfig(PredictConfig):
+class InferConfig(PredictOptions):
     images_dir: str = MISSING
     output_dir: str = "${paths.run_dir}/predictions"
     overwrite: bool = False  # write into a non-empty output_dir (same names are replaced)
@@ -158,7 +148,7 @@ class InferJobConfig:
 
 
 @dataclass
-class FigureConfig(PredictConfig):
+class FigureConfig(PredictOptions):
     """``flexunet-figure``: which images, how large, where to."""
 
     split: str = "test"  # train | valid | test | all

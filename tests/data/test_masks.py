@@ -18,11 +18,11 @@ from flexunet.data.masks import (
     unmapped_colors,
 )
 from flexunet.errors import ConfigError, DataError
+from tests.helpers import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = SHARED_DATA
 BINARY = {"0,0,0": 0, "255,255,255": 1}
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"sample data not found at {DATA}")
 
 
 # --------------------------------------------------------------------------- parse_rgb_map
@@ -58,6 +58,7 @@ def test_parse_rgb_map_duplicate_colour_and_empty() -> None:
 # --------------------------------------------------------------------------- real data
 
 
+@pytest.mark.shared_data
 def test_ph2_png_masks_all_decode_to_binary() -> None:
     masks = sorted((DATA / "ph2" / "masks").glob("*.png"))
     assert len(masks) == 150
@@ -68,6 +69,7 @@ def test_ph2_png_masks_all_decode_to_binary() -> None:
         assert 0.0 < class_fraction(mask) < 1.0, path.name
 
 
+@pytest.mark.shared_data
 def test_ham10000_palette_mask_is_not_inverted() -> None:
     path = DATA / "ham10000-mini" / "masks" / "ISIC_0024340.png"
     with Image.open(path) as img:
@@ -81,11 +83,13 @@ def test_ham10000_palette_mask_is_not_inverted() -> None:
     assert 0.15 < frac < 0.30  # lesion is the minority class (0.78 if inverted)
 
 
+@pytest.mark.shared_data
 def test_ham10000_all_masks_lesion_minority() -> None:
     for path in sorted((DATA / "ham10000-mini" / "masks").glob("*.png")):
         assert 0.0 < class_fraction(decode_mask(path, BINARY)) < 0.5, path.name
 
 
+@pytest.mark.shared_data
 def test_ph2_bmp_one_bit_and_rgb_masks() -> None:
     folder = DATA / "formats" / "ph2-bmp" / "masks"
     modes = {}
@@ -101,6 +105,7 @@ def test_ph2_bmp_one_bit_and_rgb_masks() -> None:
         assert abs(class_fraction(mask) - class_fraction(reference)) < 0.02, path.name
 
 
+@pytest.mark.shared_data
 def test_decode_is_same_for_raw_or_parsed_map() -> None:
     path = DATA / "ph2" / "masks" / "IMD002.png"
     np.testing.assert_array_equal(
@@ -151,6 +156,7 @@ def test_unknown_colours_listed_up_to_five(tmp_path: Path) -> None:
     assert len(colours) == 7 and all(n == 1 for _, n in colours)
 
 
+@pytest.mark.shared_data
 def test_jpeg_mask_needs_tolerance(tmp_path: Path) -> None:
     source = DATA / "ph2" / "masks" / "IMD003.png"
     lossy = tmp_path / "IMD003.jpg"
@@ -218,6 +224,7 @@ def test_unreadable_mask_names_file(tmp_path: Path) -> None:
         load_mask_rgb(tmp_path / "missing.png")
 
 
+@pytest.mark.shared_data
 def test_decode_segmentation_named_copy(tmp_path: Path) -> None:
     target = tmp_path / "ISIC_0024340_segmentation.png"
     shutil.copyfile(DATA / "ham10000-mini" / "masks" / "ISIC_0024340.png", target)

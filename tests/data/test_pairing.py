@@ -9,10 +9,10 @@ import pytest
 
 from flexunet.data.pairing import IMAGE_EXTENSIONS, Pair, pair_files, require_complete
 from flexunet.errors import DataError
+from tests.helpers import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = SHARED_DATA
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"sample data not found at {DATA}")
 
 
 def _touch(folder: Path, *names: str) -> None:
@@ -26,6 +26,7 @@ def _complete(root: Path) -> list[Pair]:
     return require_complete(pair_files(images, masks), images, masks)
 
 
+@pytest.mark.shared_data
 def test_ph2_jpg_png() -> None:
     pairs = _complete(DATA / "ph2")
     assert len(pairs) == 150
@@ -35,6 +36,7 @@ def test_ph2_jpg_png() -> None:
         assert pair.image.stem == pair.stem == pair.mask.stem
 
 
+@pytest.mark.shared_data
 def test_ham10000_mini() -> None:
     pairs = _complete(DATA / "ham10000-mini")
     assert [p.stem for p in pairs] == [
@@ -47,6 +49,7 @@ def test_ham10000_mini() -> None:
     ]
 
 
+@pytest.mark.shared_data
 def test_ph2_bmp_lesion_suffix() -> None:
     pairs = _complete(DATA / "formats" / "ph2-bmp")
     assert [(p.stem, p.image.name, p.mask.name) for p in pairs] == [
@@ -56,6 +59,7 @@ def test_ph2_bmp_lesion_suffix() -> None:
     ]
 
 
+@pytest.mark.shared_data
 def test_isic_segmentation_suffix(tmp_path: Path) -> None:
     src = DATA / "ham10000-mini"
     (tmp_path / "masks").mkdir()

@@ -10,11 +10,10 @@ from hydra.utils import instantiate
 
 from flexunet.data.sources import SPLITS, FolderSource, SplitFolderSource
 from flexunet.errors import DataError
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 PH2 = SHARED_DATA / "ph2"
 
-pytestmark = pytest.mark.skipif(not PH2.is_dir(), reason=f"sample data not found at {PH2}")
 
 
 def _prepared_split(prepared: Path) -> dict[str, list[str]]:
@@ -23,6 +22,7 @@ def _prepared_split(prepared: Path) -> dict[str, list[str]]:
     return {s: sorted(Path(r["file"]).stem for r in rows if r["split"] == s) for s in SPLITS}
 
 
+@pytest.mark.shared_data
 def test_folder_source_splits_like_prepare(prepared_ph2: Path) -> None:
     source = FolderSource(PH2)
     expected = _prepared_split(prepared_ph2)
@@ -30,6 +30,7 @@ def test_folder_source_splits_like_prepare(prepared_ph2: Path) -> None:
     assert [len(v) for v in expected.values()] == [105, 30, 15]
 
 
+@pytest.mark.shared_data
 def test_split_folder_source_reads_prepared_output(prepared_ph2: Path) -> None:
     source = SplitFolderSource(prepared_ph2)
     expected = _prepared_split(prepared_ph2)
@@ -42,6 +43,7 @@ def test_split_folder_source_reads_prepared_output(prepared_ph2: Path) -> None:
     assert len(source.all_pairs()) == 150
 
 
+@pytest.mark.shared_data
 def test_data_configs_read_ph2_and_its_prepared_copy(compose, prepared_ph2: Path) -> None:
     cfg = compose(["data=skin_cancer", f"data.source.root={prepared_ph2}"])
     prepared = instantiate(cfg.data.source, _convert_="all")

@@ -10,17 +10,15 @@ import pytest
 
 from flexunet.data.split import allocate_counts, read_lesion_groups, split_stems
 from flexunet.errors import ConfigError, DataError
+from tests.helpers import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = SHARED_DATA
 FRACTIONS = {"train": 0.7, "valid": 0.2, "test": 0.1}
 
 
 @pytest.fixture(scope="module")
 def ph2_stems() -> list[str]:
-    folder = DATA / "ph2" / "images"
-    if not folder.is_dir():
-        pytest.skip(f"sample data not found at {DATA}")
-    return sorted(p.stem for p in folder.glob("*.jpg"))
+    return sorted(p.stem for p in (DATA / "ph2" / "images").glob("*.jpg"))
 
 
 def _check_partition(split: dict[str, list[str]], stems: list[str]) -> None:
@@ -30,6 +28,7 @@ def _check_partition(split: dict[str, list[str]], stems: list[str]) -> None:
         assert part == sorted(part)
 
 
+@pytest.mark.shared_data
 def test_sizes_70_20_10_of_150(ph2_stems: list[str]) -> None:
     assert len(ph2_stems) == 150
     split = split_stems(ph2_stems, FRACTIONS, seed=137)
@@ -38,6 +37,7 @@ def test_sizes_70_20_10_of_150(ph2_stems: list[str]) -> None:
     _check_partition(split, ph2_stems)
 
 
+@pytest.mark.shared_data
 def test_same_across_runs_and_input_orders(ph2_stems: list[str]) -> None:
     first = split_stems(ph2_stems, FRACTIONS, seed=137)
     assert split_stems(ph2_stems, FRACTIONS, seed=137) == first
@@ -108,6 +108,7 @@ def _write_metadata(path: Path, stems: list[str], seed: int = 3) -> dict[str, st
     return lesion_of
 
 
+@pytest.mark.shared_data
 def test_lesion_groups_never_straddle(tmp_path: Path, ph2_stems: list[str]) -> None:
     metadata = tmp_path / "HAM10000_metadata.csv"
     expected = _write_metadata(metadata, ph2_stems)

@@ -24,11 +24,11 @@ from flexunet.data.validate import (
     raise_if_problems,
 )
 from flexunet.errors import DataError
+from tests.helpers import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = SHARED_DATA
 BINARY = {"0": 0, "255": 1}
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"sample data not found at {DATA}")
 
 
 def _pairs(root: Path) -> list[Pair]:
@@ -68,6 +68,7 @@ def _png_bomb(path: Path, width: int, height: int) -> None:
 # --------------------------------------------------------------------------- clean data
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("subset", ["ph2", "ham10000-mini", "formats/ph2-bmp"])
 def test_sample_data_has_no_problems(subset: str) -> None:
     pairs = _pairs(DATA / subset)
@@ -75,6 +76,7 @@ def test_sample_data_has_no_problems(subset: str) -> None:
     raise_if_problems([], "clean")  # no-op
 
 
+@pytest.mark.shared_data
 def test_load_image_rgb_formats() -> None:
     jpg = load_image_rgb(DATA / "ph2" / "images" / "IMD002.jpg")
     bmp = load_image_rgb(DATA / "formats" / "ph2-bmp" / "images" / "IMD002.bmp")
@@ -86,6 +88,7 @@ def test_load_image_rgb_formats() -> None:
 # --------------------------------------------------------------------------- one error each
 
 
+@pytest.mark.shared_data
 def test_unreadable_image(ham: Path) -> None:
     bad = ham / "images" / "ISIC_0024340.jpg"
     bad.write_bytes(b"\x00garbage, not a JPEG" * 50)
@@ -96,6 +99,7 @@ def test_unreadable_image(ham: Path) -> None:
         load_image_rgb(bad)
 
 
+@pytest.mark.shared_data
 def test_truncated_jpeg(ham: Path) -> None:
     bad = ham / "images" / "ISIC_0024355.jpg"
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
@@ -106,6 +110,7 @@ def test_truncated_jpeg(ham: Path) -> None:
         load_image_rgb(bad)
 
 
+@pytest.mark.shared_data
 def test_truncation_detected_even_if_pillow_told_to_ignore_it(
     ham: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,6 +122,7 @@ def test_truncation_detected_even_if_pillow_told_to_ignore_it(
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored
 
 
+@pytest.mark.shared_data
 def test_truncated_mask(ham: Path) -> None:
     bad = ham / "masks" / "ISIC_0024357.png"
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
@@ -124,6 +130,7 @@ def test_truncated_mask(ham: Path) -> None:
     assert problem.path == bad and "ISIC_0024357.png" in problem.problem
 
 
+@pytest.mark.shared_data
 def test_size_mismatch(ham: Path) -> None:
     mask = ham / "masks" / "ISIC_0024377.png"
     with Image.open(mask) as img:
@@ -134,6 +141,7 @@ def test_size_mismatch(ham: Path) -> None:
     assert "300x225" in problem.problem and "600x450" in problem.problem
 
 
+@pytest.mark.shared_data
 def test_colour_not_in_rgb_map(ham: Path) -> None:
     mask = ham / "masks" / "ISIC_0024383.png"
     with Image.open(mask) as img:
@@ -149,6 +157,7 @@ def test_colour_not_in_rgb_map(ham: Path) -> None:
     assert check_pairs(_pairs(ham), {"0": 0, "255": 1, "255,0,0": 1}) == []
 
 
+@pytest.mark.shared_data
 def test_image_smaller_than_min_size(ham: Path) -> None:
     problems = check_pairs(_pairs(ham), BINARY, min_size=(640, 400))
     assert len(problems) == 6
@@ -181,6 +190,7 @@ def test_decompression_bomb_refused_without_decoding(
         load_image_rgb(root / "images" / "huge.png")
 
 
+@pytest.mark.shared_data
 def test_max_pixels_limit(ham: Path) -> None:
     problems = check_pairs(_pairs(ham)[:1], BINARY, max_pixels=100_000)
     assert {p.path.name for p in problems} == {"ISIC_0024340.jpg", "ISIC_0024340.png"}
@@ -200,6 +210,7 @@ def _digest(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.shared_data
 def test_failed_check_leaves_folder_untouched(ham: Path) -> None:
     (ham / "images" / "ISIC_0024340.jpg").write_bytes(b"garbage")
     truncated = ham / "images" / "ISIC_0024355.jpg"

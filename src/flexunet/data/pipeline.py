@@ -33,6 +33,7 @@ from flexunet.data.masks import (
     open_header,
 )
 from flexunet.data.pairing import Pair
+from flexunet.data.resize import resize_image
 from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
 
@@ -81,10 +82,7 @@ def read_pair(
             f"{image_size[0]}x{image_size[1]}; they must have the same size"
         )
     size = tuple(size)
-    if image.shape[1::-1] != size:
-        shrinking = image.shape[1] > size[0]
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        image = cv2.resize(image, size, interpolation=interpolation)
+    image = resize_image(image, size)
     if mask_size != size:
         plane = cv2.resize(plane, size, interpolation=cv2.INTER_NEAREST)
     return image, decode_mask_array(plane, rgb_map, tolerance, source=pair.mask)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flexunet.data.pairing import Pair, pair_files, require_complete
 from flexunet.data.split import read_lesion_groups, split_stems
-from flexunet.errors import DataError
+from flexunet.errors import ConfigError, DataError
 
 SPLITS = ("train", "valid", "test")
 DEFAULT_SUFFIXES = ("", "_segmentation", "_lesion")
@@ -32,6 +32,27 @@ class DataSource:
     def describe(self) -> str:
         counts = ", ".join(f"{s} {len(self.pairs(s))}" for s in SPLITS)
         return f"{type(self).__name__}({self.root}): {counts}"
+
+
+def split_pairs(
+    source: DataSource, split: str, limit: int | None = None, option: str = "split"
+) -> list[Pair]:
+    """The pairs of ``split`` (``all``: every split, by stem), at most ``limit`` of them.
+
+    ``option`` names the config key the split came from (e.g. ``eval.split``) in the error
+    raised for an unknown split name. An empty result is an error.
+    """
+    if split != "all" and split not in SPLITS:
+        raise ConfigError(f"{option}={split!r}: use one of {', '.join(SPLITS)} or all")
+    pairs = source.all_pairs() if split == "all" else source.pairs(split)
+    if limit:
+        pairs = pairs[:limit]
+    if not pairs:
+        raise DataError(
+            f"{source.root}: the {split} split has no image/mask pairs; add images or change "
+            "the split fractions (data.source.fractions)"
+        )
+    return pairs
 
 
 def _check_split(split: str) -> None:

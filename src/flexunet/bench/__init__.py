@@ -1,0 +1,1 @@
+"""Measurements behind flexunet-bench: input pipeline, memory, inference and callback cost."""

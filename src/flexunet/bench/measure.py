@@ -1,0 +1,541 @@
+"""The measurements behind ``flexunet-bench`` (entry point: :mod:`flexunet.commands.bench`).
+
+Everything is timed on the objects ``flexunet-train`` uses: its pipeline
+(:func:`flexunet.data.pipeline.make_dataset`), its compiled model
+(:func:`flexunet.training.fit.compile_model`) and its callbacks. Repeated measurements alternate
+(pipeline, real fit, in-memory fits, pipeline, ...) and the fastest of each kind is kept: on a
+shared machine the fastest pass is the one least disturbed by other processes, and
+alternating keeps slow drifts in the machine load out of the ratios.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from PIL import Image
+
+from flexunet.data.masks import parse_rgb_map
+from flexunet.data.pairing import Pair, list_image_files
+from flexunet.data.pipeline import DecodedCache, load_arrays
+from flexunet.data.sources import SyntheticSource, split_pairs
+from flexunet.data.validate import check_pairs, load_image_rgb, raise_if_problems
+from flexunet.errors import ConfigError, DataError
+from flexunet.inference.options import PredictOptions
+from flexunet.inference.predictor import predict_probabilities, to_class_map
+from flexunet.runs.job import prepare_run_dir
+from flexunet.training.build import build_callbacks, build_dataset, compile_model, model_size
+from flexunet.training.runtime import configure_tensorflow, peak_rss_mib, reset_peak_rss
+
+log = logging.getLogger(__name__)
+
+#: Keys of benchmark.json (primary model size) that every run writes as finite numbers.
+KEYS = (
+    "overhead_ratio", "train_img_s", "model_img_s", "pipeline_img_s", "pipeline_headroom",
+    "rss_mb_n", "rss_mb_4n", "infer_ms", "infer_tta_ms", "callbacks_s_per_epoch",
+)
+#: Size of the images written when ``bench.infer_dir`` does not exist (HAM10000's 600x450).
+SYNTHETIC_INFER_SIZE = (600, 450)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of every epoch: training, validation and the other callbacks' epoch work.
+
+    Epoch ``i`` lasts from its ``on_epoch_begin`` to the next epoch's (the last one to the end
+    of training), so it includes every callback's ``on_epoch_end``; ``train_s`` is the part up
+    to the epoch's last training step. With ``output`` both are written there as JSON
+    ``{"epoch_s": [...], "train_s": [...]}`` when training ends. In ``flexunet-train``:
+    ``+train.callbacks.timer._target_=flexunet.bench.measure.EpochTimer``.
+    """
+
+    def __init__(self, output: str | None = None) -> None:
+        super().__init__()
+        self.output = Path(output) if output else None
+        self.starts: list[float] = []
+        self.last_steps: list[float] = []
+        self.end: float | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.starts, self.last_steps, self.end = [], [], None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.starts.append(time.perf_counter())
+        self.last_steps.append(self.starts[-1])
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.last_steps[-1] = time.perf_counter()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.end = time.perf_counter()
+        if self.output is not None:
+            self.output.write_text(json.dumps({"epoch_s": self.epoch_s, "train_s": self.train_s}))
+
+    @property
+    def epoch_s(self) -> list[float]:
+        """Seconds per finished epoch."""
+        marks = self.starts + ([self.end] if self.end is not None else [])
+        return [b - a for a, b in zip(marks, marks[1:], strict=False)]
+
+    @property
+    def train_s(self) -> list[float]:
+        """Seconds from each finished epoch's start to its last training step."""
+        return [b - a for a, b in zip(self.starts, self.last_steps, strict=True)][
+            : len(self.epoch_s)
+        ]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _plain(node: Any) -> Any:
+    """A config node as plain resolved Python (JSON-ready); other values unchanged."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def cycle(pairs: Sequence[Pair], n: int) -> list[Pair]:
+    """``n`` pairs, reusing ``pairs`` in order when there are fewer (files are re-read)."""
+    return [pairs[i % len(pairs)] for i in range(n)]
+
+
+def bench_pairs(cfg: DictConfig) -> tuple[list[Pair], str]:
+    """All pairs of ``data.source`` (all splits, at most ``data.limit``) and a description.
+
+    Falls back to 32 synthetic pairs, with a warning, when the source's folder is missing.
+    With ``data.check`` every pair is validated first, as ``flexunet-train`` does.
+    """
+    try:
+        source = instantiate(cfg.data.source, _convert_="all")
+        pairs = split_pairs(source, "all", cfg.data.limit)
+    except DataError as err:
+        log.warning("%s; benchmarking on synthetic data instead", err)
+        source = SyntheticSource(Path(cfg.paths.data_dir) / "synthetic", count=32)
+        pairs = split_pairs(source, "all", cfg.data.limit)
+    if cfg.data.check:
+        problems = check_pairs(pairs, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance)
+        raise_if_problems(problems, "data check before benchmarking")
+    return pairs, f"{len(pairs)} pairs from {source.root}"
+
+
+def inference_images(cfg: DictConfig, run_dir: Path) -> tuple[list[Path], str]:
+    """Up to ``bench.infer_images`` image files from ``bench.infer_dir``.
+
+    When the folder is missing, random 600x450 JPEGs are written to ``run_dir`` (a warning
+    says so): the timing depends on the image size, not on its content.
+    """
+    count = cfg.bench.infer_images
+    try:
+        paths = list_image_files(cfg.bench.infer_dir, "image")[:count]
+    except DataError as err:
+        log.warning("%s; timing inference on random %dx%d images", err, *SYNTHETIC_INFER_SIZE)
+        paths = []
+    if paths:
+        return paths, f"{len(paths)} images from {cfg.bench.infer_dir}"
+    folder = run_dir / "infer_images"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    width, height = SYNTHETIC_INFER_SIZE
+    for i in range(max(count, 1)):
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"random_{i}.jpg", quality=90)
+    return sorted(folder.glob("*.jpg")), f"random {width}x{height} images"
+
+
+def model_variant(cfg: DictConfig, overrides: dict) -> DictConfig:
+    """A copy of the job config whose ``model`` keys are replaced by ``overrides``
+    (a key the model config does not have is an error)."""
+    job = copy.deepcopy(cfg)
+    for key, value in overrides.items():
+        if key not in job.model:
+            raise ConfigError(
+                f"bench.models.*.model.{key}: the model config has no key {key!r} "
+                f"(it has {', '.join(job.model)})"
+            )
+        OmegaConf.update(job, f"model.{key}", _plain(value), merge=False)
+    return job
+
+
+def dataset(job: DictConfig, pairs: Sequence[Pair], *, train: bool, repeat: bool = False):
+    """flexunet-train's dataset for ``pairs``: augmented and shuffled when ``train``."""
+    cache = DecodedCache.of_mib(job.data.cache_mb)
+    return build_dataset(job, list(pairs), train=train, repeat=repeat, cache=cache)
+
+
+def in_memory(job: DictConfig, pairs: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs decoded and resized as the pipeline does, without augmentation:
+    float32 images and the model's targets, for the in-memory reference fits."""
+    images, masks = load_arrays(
+        pairs, model_size(job), parse_rgb_map(job.mask.rgb_map), job.mask.tolerance
+    )
+    classes = job.mask.num_classes
+    if classes == 1:
+        return images, (masks[..., None] > 0).astype(np.float32)
+    return images, np.eye(classes, dtype=np.float32)[masks]
+
+
+def _seconds(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def _wall_and_cpu(work: Callable[[], object]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds of this process (all threads) spent in ``work()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def in_memory_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int) -> tf.data.Dataset:
+    """Tensors held in memory, shuffled and batched, with the pipeline's fixed tf.data
+    options (no autotuning): the model's input at no per-image cost."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.batch(batch).prefetch(2).with_options(options)
+
+
+def measure_training(
+    job: DictConfig, pairs: Sequence[Pair], images: int, rounds: int
+) -> tuple[dict, keras.Model]:
+    """Images/s of the real pipeline alone, of training through it, and of the same model
+    fed the same images from memory; and the compiled model.
+
+    Two in-memory feeds: a tf.data dataset of tensors (the model's own rate, the reference of
+    ``overhead_ratio``) and a bare ``model.fit(x, y)`` on numpy arrays, whose Keras adapter
+    autotunes tf.data (``overhead_ratio_numpy_fit``). ``overhead_ratio_cpu`` compares the CPU
+    seconds of the process instead of wall time: the pipeline's extra work, which other
+    processes on the machine cannot hide or inflate the way they do wall time. The pipeline's
+    first pass decodes every image (``pipeline_cold_*``); later passes, like training epochs
+    after the first, read decoded pairs from ``data.cache_mb`` when they fit.
+    """
+    batch = job.train.batch_size
+    n = max(1, images // batch) * batch  # whole batches: no retracing for a short last one
+    used = cycle(pairs, n)
+    ds = dataset(job, used, train=True)
+    x, y = in_memory(job, used)
+    memory = in_memory_dataset(x, y, batch, job.seed)
+    model = compile_model(job)
+    for warm_up in (ds.take(1), memory.take(1)):  # trace the step for each kind of input
+        model.fit(warm_up, verbose=0, shuffle=False)
+    model.fit(x[:batch], y[:batch], batch_size=batch, verbose=0)
+    work = {
+        "pipeline": lambda: sum(1 for _ in ds),
+        "real": lambda: model.fit(ds, epochs=1, verbose=0, shuffle=False),
+        "memory": lambda: model.fit(memory, epochs=1, verbose=0, shuffle=False),
+        "numpy": lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+    }
+    times: dict[str, list[tuple[float, float]]] = {kind: [] for kind in work}
+    for _ in range(rounds):
+        for kind, run in work.items():
+            times[kind].append(_wall_and_cpu(run))
+    best = {kind: min(wall for wall, _ in values) for kind, values in times.items()}
+    cpu = {kind: min(c for _, c in values) for kind, values in times.items()}
+    size = model_size(job)
+    return {
+        "input": f"{size[0]}x{size[1]}",
+        "params": int(model.count_params()),
+        "images": n,
+        "batch_size": batch,
+        "train_img_s": n / best["real"],
+        "model_img_s": n / best["memory"],
+        "numpy_fit_img_s": n / best["numpy"],
+        "pipeline_img_s": n / best["pipeline"],
+        "pipeline_cold_img_s": n / times["pipeline"][0][0],
+        "overhead_ratio": best["real"] / best["memory"],
+        "overhead_ratio_numpy_fit": best["real"] / best["numpy"],
+        "overhead_ratio_cpu": cpu["real"] / cpu["memory"],
+        "pipeline_headroom": best["memory"] / best["pipeline"],
+        "pipeline_cpu_ms": 1000 * cpu["pipeline"] / n,
+        "pipeline_cold_cpu_ms": 1000 * times["pipeline"][0][1] / n,
+        "model_cpu_ms": 1000 * cpu["memory"] / n,
+    }, model
+
+
+def measure_inference(model: keras.Model, paths: Sequence[Path], reps: int) -> dict:
+    """Milliseconds per image, from the file to the class map at the image's size, through
+    :func:`flexunet.inference.predictor.predict_probabilities`, without and with flip TTA
+    (4 flips)."""
+    result = {}
+    for key, tta in (("infer_ms", None), ("infer_tta_ms", "flips")):
+        options = PredictOptions(tta=tta)
+        predict_probabilities(model, load_image_rgb(paths[0]), options)  # trace
+
+        def one_pass(options: PredictOptions = options) -> None:
+            for path in paths:
+                to_class_map(predict_probabilities(model, load_image_rgb(path), options))
+
+        result[key] = 1000 * min(_seconds(one_pass) for _ in range(reps)) / len(paths)
+    return result
+
+
+def _time_epoch_end(callbacks: list, totals: dict[str, float]) -> None:
+    """Wrap each callback's ``on_epoch_end`` to add its seconds (after epoch 1) to ``totals``
+    under its class name (``ModelCheckpoint_2`` for the second of a class)."""
+    seen: dict[str, int] = {}
+    for callback in callbacks:
+        name, original = type(callback).__name__, callback.on_epoch_end
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name}_{seen[name]}"
+
+        def timed(epoch: int, logs: dict | None = None, _name=name, _original=original) -> None:
+            start = time.perf_counter()
+            _original(epoch, logs)
+            if epoch > 0:
+                totals[_name] = totals.get(_name, 0.0) + time.perf_counter() - start
+
+        callback.on_epoch_end = timed
+
+
+def measure_callbacks(
+    model: keras.Model, job: DictConfig, pairs: Sequence[Pair], bench: DictConfig, out_dir: Path
+) -> dict:
+    """Seconds per epoch that the ``bench.callbacks`` add to training ``model``: epochs timed
+    with and without them (median, first epoch of each fit left out), and each callback's
+    ``on_epoch_end``."""
+    job = copy.deepcopy(job)
+    missing = [name for name in bench.callbacks if name not in job.train.callbacks]
+    if missing:
+        raise ConfigError(
+            f"bench.callbacks: {', '.join(missing)} not in train.callbacks "
+            f"(it has {', '.join(job.train.callbacks)})"
+        )
+    prepare_run_dir(out_dir, resuming=False)
+    with open_dict(job):
+        job.paths.run_dir = str(out_dir)
+        job.train.callbacks = {
+            name: OmegaConf.to_container(job.train.callbacks[name]) for name in bench.callbacks
+        }
+    batch, steps = job.train.batch_size, bench.callback_steps
+    valid_steps = max(1, steps // 2)
+    train_ds = dataset(job, cycle(pairs, steps * batch), train=True, repeat=True)
+    valid_ds = dataset(job, cycle(pairs[::-1], valid_steps * batch), train=False, repeat=True)
+    images, masks = load_arrays(
+        pairs[:8], model_size(job), parse_rgb_map(job.mask.rgb_map), job.mask.tolerance
+    )
+    epoch_s: dict[bool, list[float]] = {False: [], True: []}
+    hooks: dict[str, float] = {}
+    for _ in range(bench.rounds):
+        for with_callbacks in (False, True):
+            callbacks = build_callbacks(job, images, masks) if with_callbacks else []
+            _time_epoch_end(callbacks, hooks)
+            timer = EpochTimer()
+            model.fit(
+                train_ds, epochs=bench.callback_epochs, steps_per_epoch=steps,
+                validation_data=valid_ds, validation_steps=valid_steps,
+                callbacks=[timer, *callbacks], verbose=0, shuffle=False,
+            )
+            epoch_s[with_callbacks] += timer.epoch_s[1:]
+    counted = bench.rounds * (bench.callback_epochs - 1)
+    without, with_ = statistics.median(epoch_s[False]), statistics.median(epoch_s[True])
+    return {
+        "callbacks": list(bench.callbacks),
+        "epoch_s_without_callbacks": without,
+        "epoch_s_with_callbacks": with_,
+        "callbacks_s_per_epoch": with_ - without,
+        "callbacks_on_epoch_end_s": {k: v / counted for k, v in hooks.items()},
+    }
+
+
+def worker_config(job: DictConfig) -> dict:
+    """The resolved parts of a job config that :func:`rss_job` needs, as plain Python."""
+    return {
+        "model": _plain(job.model),
+        "train": {
+            k: _plain(job.train[k])
+            for k in ("batch_size", "optimizer", "loss", "metrics", "jit_compile")
+        },
+        "data": {
+            key: _plain(job.data[key])
+            for key in ("augment", "num_parallel_calls", "prefetch", "cache_mb")
+        },
+        "mask": _plain(job.mask),
+        "runtime": _plain(job.runtime),
+        "seed": job.seed,
+    }
+
+
+def rss_job() -> None:
+    """Subprocess body: read ``{"cfg", "pairs"}`` JSON from stdin, train one epoch through the
+    streaming pipeline, print ``{"peak_rss_mb": ...}`` as the last stdout line.
+
+    Two warm-up steps first trace the model and fill the allocators (the same for any number
+    of images); where the kernel can restart its peak count (Linux), the peak is then that
+    of the epoch, else of the whole process."""
+    spec = json.load(sys.stdin)
+    cfg = OmegaConf.create(spec["cfg"])
+    configure_tensorflow(**cfg.runtime)
+    keras.utils.set_random_seed(cfg.seed)
+    pairs = [Pair(stem, Path(image), Path(mask)) for stem, image, mask in spec["pairs"]]
+    model = compile_model(cfg)
+    ds = dataset(cfg, pairs, train=True)
+    model.fit(ds.take(2), epochs=1, verbose=0, shuffle=False)
+    reset_peak_rss()
+    model.fit(ds, epochs=1, verbose=0, shuffle=False)
+    print(json.dumps({"peak_rss_mb": peak_rss_mib()}))
+
+
+def measure_rss(
+    job: DictConfig, pairs: Sequence[Pair], counts: Sequence[int], timeout: float
+) -> list[float]:
+    """Peak RSS (MiB) of fresh processes that each train one epoch on ``counts[i]`` images.
+
+    The processes run side by side: a peak does not depend on the time it takes to reach.
+    """
+    code = "from flexunet.bench.measure import rss_job; rss_job()"
+    procs = []
+    for n in counts:
+        spec = {
+            "cfg": worker_config(job),
+            "pairs": [[p.stem, str(p.image), str(p.mask)] for p in cycle(pairs, n)],
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        procs.append((n, proc, json.dumps(spec)))
+    peaks = []
+    for n, proc, spec in procs:
+        try:
+            out, err = proc.communicate(spec, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise RuntimeError(f"RSS worker ({n} images) took over {timeout} s") from None
+        if proc.returncode != 0:
+            raise RuntimeError(f"RSS worker ({n} images) failed:\n{err[-3000:]}")
+        peaks.append(float(json.loads(out.strip().splitlines()[-1])["peak_rss_mb"]))
+    return peaks
+
+
+def machine_info() -> dict:
+    """CPU, TensorFlow version and the settings that decide its speed."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                 if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def format_table(report: dict) -> str:
+    """The report as a text table: one row per model size, then memory and callbacks."""
+    lines = [
+        f"{'model':<10} {'input':>7} {'params':>10} {'train img/s':>11} {'model img/s':>11} "
+        f"{'overhead':>8} {'(CPU s)':>7} {'fit(x,y)':>8} {'pipeline img/s':>14} {'(cold)':>7} "
+        f"{'headroom':>8} {'infer ms':>8} {'TTA ms':>7}"
+    ]
+    for name, r in report["models"].items():
+        lines.append(
+            f"{name:<10} {r['input']:>7} {r['params']:>10,} {r['train_img_s']:>11.2f} "
+            f"{r['model_img_s']:>11.2f} {r['overhead_ratio']:>8.3f} "
+            f"{r['overhead_ratio_cpu']:>7.3f} {r['numpy_fit_img_s']:>8.2f} "
+            f"{r['pipeline_img_s']:>14.1f} {r['pipeline_cold_img_s']:>7.1f} "
+            f"{r['pipeline_headroom']:>7.1f}x "
+            f"{r['infer_ms']:>8.1f} {r['infer_tta_ms']:>7.1f}"
+        )
+    hooks = ", ".join(f"{k} {v:.3f}" for k, v in report["callbacks_on_epoch_end_s"].items())
+    lines += [
+        "",
+        f"peak RSS ({report['primary']}): {report['rss_mb_n']:.0f} MiB training on "
+        f"{report['rss_images']} images, {report['rss_mb_4n']:.0f} MiB on "
+        f"{4 * report['rss_images']} (in-memory arrays of those would be "
+        f"{report['arrays_mb_4n']:.0f} MiB)",
+        f"callbacks ({report['primary']}): {report['callbacks_s_per_epoch']:+.3f} s/epoch "
+        f"(epoch {report['epoch_s_without_callbacks']:.2f} s without, "
+        f"{report['epoch_s_with_callbacks']:.2f} s with); on_epoch_end s: {hooks}",
+        f"load average {report['load_before'][0]:.2f} before, {report['load_after'][0]:.2f} "
+        f"after; {report['machine']['cpu_count']} CPUs; oneDNN "
+        f"{report['machine']['TF_ENABLE_ONEDNN_OPTS']}",
+    ]
+    return "\n".join(lines)
+
+
+def run_benchmark(cfg: DictConfig, run_dir: Path) -> dict:
+    """Measure every model size of ``bench.models``; write ``run_dir/benchmark.json``."""
+    bench = cfg.bench
+    if not bench.models:
+        raise ConfigError("bench.models is empty: name at least one model size")
+    if bench.rounds < 1 or bench.callback_epochs < 2:
+        raise ConfigError("bench.rounds must be >= 1 and bench.callback_epochs >= 2")
+    configure_tensorflow(**cfg.runtime)
+    load_before = os.getloadavg()
+    pairs, data = bench_pairs(cfg)
+    infer_paths, infer_data = inference_images(cfg, run_dir)
+    log.info("data: %s; inference: %s", data, infer_data)
+    models: dict[str, dict] = {}
+    primary = next(iter(bench.models))
+    for name, spec in bench.models.items():
+        job = model_variant(cfg, spec.model)
+        keras.utils.set_random_seed(cfg.seed)
+        log.info("%s: timing training (%d images, %d rounds)", name, spec.images, bench.rounds)
+        result, model = measure_training(job, pairs, spec.images, bench.rounds)
+        result.update(measure_inference(model, infer_paths, bench.infer_reps))
+        if name == primary:
+            log.info("%s: timing callbacks %s", name, list(bench.callbacks))
+            result.update(measure_callbacks(model, job, pairs, bench, run_dir / "callbacks"))
+        del model
+        keras.backend.clear_session()
+        if name == primary:
+            n = bench.rss_images
+            log.info("%s: peak RSS on %d and %d images (fresh processes)", name, n, 4 * n)
+            rss_n, rss_4n = measure_rss(job, pairs, (n, 4 * n), bench.subprocess_timeout)
+            width, height = model_size(job)
+            per_image = width * height * (3 + max(2, job.mask.num_classes)) * 4
+            result.update(
+                rss_images=n, rss_mb_n=rss_n, rss_mb_4n=rss_4n,
+                arrays_mb_4n=4 * n * per_image / 2**20,
+            )
+        models[name] = result
+        log.info("%s: %s", name, json.dumps(result))
+    report = {
+        **{k: v for k, v in models[primary].items() if not isinstance(v, dict)},
+        "callbacks_on_epoch_end_s": models[primary]["callbacks_on_epoch_end_s"],
+        "primary": primary,
+        "models": models,
+        "data": data,
+        "inference_data": infer_data,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "machine": machine_info(),
+    }
+    bad = [k for k in KEYS if not math.isfinite(report[k])]
+    if bad:
+        raise RuntimeError(f"non-finite benchmark results: {bad}")
+    (run_dir / "benchmark.json").write_text(json.dumps(report, indent=2))
+    log.info("benchmark (%s):\n%s", run_dir / "benchmark.json", format_table(report))
+    return report

@@ -1,0 +1,89 @@
+"""The console scripts: one module per command, and what they share.
+
+The config directory (:data:`CONFIG_DIR`), the process set-up that must happen before
+TensorFlow is imported, the rule that a user's mistake (bad input, a wrong or missing option)
+ends the command with one logged line and exit status 1 instead of a traceback, and the
+checkpoint set-up of the commands that predict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
+
+from flexunet.config import register_configs
+from flexunet.errors import FlexUNetError
+from flexunet.training.runtime import configure_environment
+
+if TYPE_CHECKING:
+    from flexunet.inference.predictor import Predictor
+
+
+
+def _config_dir() -> str:
+    """The Hydra config tree: the copy a wheel carries as ``flexunet/conf`` (setup.py maps the
+    top-level ``conf/`` there), else ``conf/`` at the repository root in a source checkout,
+    which is what an editable install reads, live."""
+    packaged = files("flexunet") / "conf"
+    if packaged.is_dir():
+        return str(packaged)
+    return str(Path(__file__).resolve().parents[3] / "conf")
+
+
+CONFIG_DIR = _config_dir()
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def exit_on_user_error(example: str | None = None) -> Iterator[None]:
+    """Log a :class:`FlexUNetError` or a missing mandatory option and exit with status 1.
+
+    ``example`` is a command line shown when a required option (``???``) was not given.
+    """
+    try:
+        yield
+    except FlexUNetError as exc:
+        log.error("%s", exc)  # Hydra would bury the message under a traceback
+        raise SystemExit(1) from None
+    except MissingMandatoryValue as exc:
+        hint = f", e.g. `{example}`" if example else ""
+        log.error("%s is required%s", exc.full_key, hint)
+        raise SystemExit(1) from None
+
+
+def launch(hydra_main: Callable[[], Any]) -> None:
+    """Set up the environment (before TensorFlow is imported), register the config schemas
+    and run a ``@hydra.main`` function."""
+    configure_environment()
+    register_configs()
+    hydra_main()
+
+
+def load_predictor(
+    cfg: DictConfig, node: str, overrides: Sequence[str], inherit: Sequence[str]
+) -> tuple[DictConfig, Predictor]:
+    """The set-up of the commands that predict: ``ckpt_path`` (a checkpoint or a training
+    run directory) and the prediction options of ``cfg[node]`` (eval, infer, figure).
+
+    A run directory's config nodes ``inherit`` (e.g. data, mask) replace this job's unless
+    the command line (``overrides``) sets them. Returns that config and the predictor.
+    """
+    from flexunet.inference.options import PredictOptions
+    from flexunet.inference.predictor import Predictor, resolve_checkpoint
+    from flexunet.runs.reuse import inherit_run_config
+    from flexunet.training.runtime import configure_tensorflow
+
+    configure_tensorflow(**cfg.runtime)
+    ckpt, train_run = resolve_checkpoint(cfg.ckpt_path)
+    cfg = inherit_run_config(cfg, train_run, overrides, inherit)
+    options = PredictOptions.from_config(cfg[node])
+    predictor = Predictor.from_checkpoint(ckpt, options, cfg.mask.num_classes)
+    log.info("checkpoint %s, %s", ckpt, options)
+    return cfg, predictor

@@ -1,0 +1,102 @@
+"""``flexunet-eval``: score a checkpoint on a split at the original mask resolution.
+
+    flexunet-eval ckpt_path=outputs/train/runs/RUN                 # test split, run's data
+    flexunet-eval ckpt_path=RUN eval.split=valid eval.tta=flips eval.postprocess=largest_component
+    flexunet-eval ckpt_path=model.keras data=folder data.source.root=data/ph2 eval.split=all
+
+Writes ``evaluation.json`` and ``evaluation_per_image.csv`` into the run directory and returns
+the mean lesion Dice (so sweeps over ``eval.*`` options can compare them). Exit status 1 with
+the reason logged when the input or the options are wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch, load_predictor
+from flexunet.config import EvaluateJobConfig
+
+
+def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Score a checkpoint on ``eval.split``; write the report into ``run_dir``.
+
+    ``ckpt_path`` may be a run directory: its ``data`` and ``mask`` config are used unless the
+    command line (``overrides``) changes them; ``data.limit`` is always this job's (default
+    null: every pair), since a training-time limit says nothing about what to evaluate.
+    """
+    from hydra.utils import instantiate
+
+    from flexunet.data.masks import decode_mask, parse_rgb_map
+    from flexunet.data.sources import split_pairs
+    from flexunet.errors import ConfigError, DataError
+    from flexunet.evaluation.scorer import Scorer, finish
+    from flexunet.inference.predictor import predict_images
+
+    limit = cfg.data.limit
+    cfg, predictor = load_predictor(cfg, "eval", overrides, ("data", "mask"))
+    source = instantiate(cfg.data.source, _convert_="all")
+    pairs = split_pairs(source, cfg.eval.split, limit, option="eval.split")
+    rgb_map = parse_rgb_map(cfg.mask.rgb_map)
+    scorer = Scorer(predictor.num_classes)
+    if max(rgb_map.values()) >= scorer.num_classes:
+        raise ConfigError(
+            f"mask.rgb_map has class {max(rgb_map.values())} but the model predicts "
+            f"{scorer.num_classes} classes; use the mask config the model was trained with"
+        )
+    predictions = predict_images(predictor, [p.image for p in pairs], "evaluate")
+    for pair, pred in zip(pairs, predictions, strict=True):
+        true = decode_mask(pair.mask, rgb_map, cfg.mask.tolerance)
+        if pred.image.shape[:2] != true.shape:
+            raise DataError(
+                f"{pair.mask}: mask is {true.shape[1]}x{true.shape[0]} but image {pair.image} "
+                f"is {pred.image.shape[1]}x{pred.image.shape[0]}; they must have the same size"
+            )
+        ids = {"stem": pair.stem, "image": str(pair.image), "mask": str(pair.mask)}
+        scorer.add(ids, pred.class_map, true, pred.probs)
+    described = {
+        "source": OmegaConf.to_container(cfg.data.source, resolve=True),
+        "split": cfg.eval.split,
+        "limit": limit,
+    }
+    result = scorer.result(
+        checkpoint=str(predictor.checkpoint),
+        data=described,
+        options=OmegaConf.to_container(cfg.eval, resolve=True),
+        num_classes=scorer.num_classes,
+    )
+    return finish(run_dir, f"evaluation of {predictor.checkpoint}", result, scorer.records)
+
+
+def evaluate_run(train_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """``evaluate_after``: score a finished training run's ``checkpoints/best.keras`` with the
+    run's own data and mask config into ``RUN_DIR/eval_SPLIT/`` (as ``flexunet-eval`` would;
+    every pair of the split, whatever ``data.limit`` training used)."""
+    cfg = OmegaConf.structured(EvaluateJobConfig)
+    cfg.ckpt_path = str(run_dir / "checkpoints" / "best.keras")
+    cfg.eval = OmegaConf.merge(cfg.eval, train_cfg.evaluate_after)
+    for key in ("data", "mask", "runtime"):
+        cfg[key] = OmegaConf.merge(cfg[key], OmegaConf.to_container(train_cfg[key], resolve=True))
+    cfg.data.limit = None
+    return evaluate(cfg, run_dir / f"eval_{cfg.eval.split}")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def run(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    with exit_on_user_error("flexunet-eval ckpt_path=outputs/train/runs/RUN"):
+        result = evaluate(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
+    return result["mean"]["dice"]
+
+
+def main() -> None:
+    launch(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""``flexunet-figure``: a results figure from a checkpoint.
+
+    flexunet-figure ckpt_path=outputs/train/runs/RUN                    # 4 test images
+    flexunet-figure ckpt_path=RUN figure.tta=flips figure.postprocess=largest_component \
+        figure.num_images=3 figure.output=docs/figures/ph2_test.png
+
+Rows: images of ``figure.split``; columns: input, ground truth, prediction (with its lesion
+Dice), the prediction's contour on the input. Exit status 1 with the reason logged when the
+input or the options are wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch, load_predictor
+
+log = logging.getLogger(__name__)
+
+
+def figure_pairs(cfg: DictConfig) -> list:
+    """The pairs to show: ``figure.stems`` of the split, else its first ``figure.num_images``."""
+    from hydra.utils import instantiate
+
+    from flexunet.data.sources import split_pairs
+    from flexunet.errors import DataError
+
+    source = instantiate(cfg.data.source, _convert_="all")
+    pairs = split_pairs(source, cfg.figure.split, option="figure.split")
+    stems = list(cfg.figure.stems)
+    if not stems:
+        return pairs[: cfg.figure.num_images]
+    by_stem = {p.stem: p for p in pairs}
+    missing = [s for s in stems if s not in by_stem]
+    if missing:
+        raise DataError(f"figure.stems: {', '.join(missing)} not in the {cfg.figure.split} split")
+    return [by_stem[s] for s in stems]
+
+
+def make_figure(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
+    """Predict the chosen pairs and save the labelled grid to ``figure.output``.
+
+    ``ckpt_path`` may be a run directory: its ``data`` and ``mask`` config are used unless
+    the command line changes them (as in ``flexunet-eval``).
+    """
+    from flexunet.data.masks import decode_mask, parse_rgb_map
+    from flexunet.evaluation.figure import FigureGrid
+    from flexunet.inference.predictor import predict_images
+
+    cfg, predictor = load_predictor(cfg, "figure", overrides, ("data", "mask"))
+    pairs = figure_pairs(cfg)
+    rgb_map = parse_rgb_map(cfg.mask.rgb_map)
+    grid = FigureGrid(predictor.num_classes, cfg.figure.cell_width)
+    predictions = predict_images(predictor, [p.image for p in pairs], "figure")
+    for pair, prediction in zip(pairs, predictions, strict=True):
+        grid.add(pair.stem, prediction, decode_mask(pair.mask, rgb_map, cfg.mask.tolerance))
+    picture = grid.image()
+    if cfg.figure.colors:
+        picture = picture.quantize(colors=cfg.figure.colors)
+    output = Path(cfg.figure.output).expanduser()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(output, optimize=True)
+    log.info("wrote %s (%d image(s) of %s)", output, len(pairs), predictor.checkpoint)
+    return output
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="figure")
+def run(cfg: DictConfig) -> None:
+    with exit_on_user_error("flexunet-figure ckpt_path=outputs/train/runs/RUN"):
+        make_figure(cfg, list(HydraConfig.get().overrides.task))
+
+
+def main() -> None:
+    launch(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""``flexunet-train``: compose the config, train one job, return the monitored value.
+
+    flexunet-train                                   # CPU model on the synthetic default
+    flexunet-train model.base_filters=32 train.epochs=5
+    flexunet-train -m train.optimizer.learning_rate=1e-3,3e-4     # SWEEP_DIR/summary.csv
+    flexunet-train -m hparams_search=optuna                       # Optuna TPE search
+    flexunet-train experiment=skin_cancer_512                     # the published run
+    flexunet-train resume=outputs/train/runs/DATE                 # continue a killed run
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from flexunet.commands import CONFIG_DIR, launch
+from flexunet.config import EvalConfig
+from flexunet.errors import ConfigError
+from flexunet.runs.reuse import resume_argv
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig, run_dir: Path, job_num: int = 0) -> dict:
+    """Build data, model and callbacks from ``cfg``, fit them into ``run_dir``; returns the
+    best monitored value and the history (:func:`~flexunet.training.fit.summarize_history`).
+
+    ``job_num`` (Hydra's ``hydra.job.num``) picks the GPU when ``runtime.gpu_per_job`` is set.
+    With ``cfg.resume`` the job continues the run in ``run_dir`` from its last backup.
+    """
+    import keras
+
+    from flexunet.data.masks import parse_rgb_map
+    from flexunet.data.pipeline import DecodedCache, load_arrays
+    from flexunet.runs.job import prepare_run_dir
+    from flexunet.training import build
+    from flexunet.training.fit import fit, summarize_history, write_model_summary
+    from flexunet.training.runtime import configure_tensorflow
+
+    if cfg.evaluate_after is not None:  # a misspelled eval option fails now, not after training
+        OmegaConf.merge(OmegaConf.structured(EvalConfig), cfg.evaluate_after)
+    configure_tensorflow(**cfg.runtime, job_num=job_num)
+    keras.utils.set_random_seed(cfg.seed)
+    resuming = cfg.resume is not None
+    prepare_run_dir(run_dir, resuming=resuming)
+    policy = keras.mixed_precision.global_policy()
+    caches = [DecodedCache.of_mib(cfg.data.cache_mb) for _ in ("train", "valid")]
+    try:
+        if cfg.train.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        source, pairs = build.load_splits(cfg, ("train", "valid"))
+        log.info(
+            "data: %s; using train %d, valid %d",
+            source.describe(), len(pairs["train"]), len(pairs["valid"]),
+        )
+        if cfg.data.check:
+            build.check_data(cfg, pairs)
+        train_data = build.build_dataset(
+            cfg, pairs["train"], train=True, repeat=cfg.train.steps_per_epoch is not None,
+            cache=caches[0],
+        )
+        valid_data = build.build_dataset(
+            cfg, pairs["valid"], train=False, repeat=cfg.train.validation_steps is not None,
+            cache=caches[1],
+        )
+        with build.make_strategy(cfg.train.strategy).scope():
+            model = build.compile_model(cfg)
+        write_model_summary(model, run_dir / "model_summary.txt")
+        size = build.model_size(cfg)
+        log.info("model: %s parameters, input %dx%d", f"{model.count_params():,}", *size)
+        samples = load_arrays(
+            pairs["valid"][:8], size, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance
+        )
+        callbacks = build.build_callbacks(cfg, *samples)
+        logs = fit(
+            model, train_data, valid_data, callbacks, epochs=cfg.train.epochs,
+            steps_per_epoch=cfg.train.steps_per_epoch,
+            validation_steps=cfg.train.validation_steps, verbose=cfg.train.verbose,
+            resume_dir=run_dir if resuming else None,
+        )
+    finally:
+        # In-process sweeps: the next job starts from a clean Keras state, and the memory
+        # of this one (model, datasets, traced functions) is released.
+        for cache in caches:
+            cache.clear()
+        keras.mixed_precision.set_global_policy(policy)
+        keras.backend.clear_session()
+        gc.collect()
+    result = summarize_history(logs, cfg.train.monitor, cfg.train.monitor_mode)
+    log.info(
+        "best %s = %.4f at epoch %d; run directory: %s",
+        cfg.train.monitor, result["best_value"], result["best_epoch"], run_dir,
+    )
+    if cfg.evaluate_after is not None:
+        from flexunet.commands.evaluate import evaluate_run
+
+        result["evaluation"] = evaluate_run(cfg, run_dir)["mean"]
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def run(cfg: DictConfig) -> float:
+    from flexunet.runs.job import run_job
+
+    return run_job(cfg, train)
+
+
+def main() -> None:
+    try:
+        sys.argv = resume_argv(sys.argv)
+    except ConfigError as err:
+        sys.exit(f"flexunet-train: {err}")
+    launch(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Scoring predictions: numpy reference metrics, the per-image Scorer, tables and reports."""

@@ -1,0 +1,116 @@
+"""Writing predictions: palette masks, contour overlays and probability maps.
+
+Output layout of ``flexunet-infer`` (``infer.output_dir``, by default ``RUN/predictions``)::
+
+    masks/STEM.png          palette PNG: class index per pixel, palette = the rgb_map colours
+    overlays/STEM.png       the image with the lesion contour drawn on it (infer.overlay)
+    probabilities/STEM.png  8-bit foreground probability, 255 = 1.0 (infer.probabilities)
+
+``masks/`` can be scored directly: ``flexunet-score pred_dir=OUT/masks gt_dir=...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from flexunet.data.masks import Color
+from flexunet.data.pairing import list_image_files
+from flexunet.errors import ConfigError, DataError
+from flexunet.inference.predictor import Prediction
+from flexunet.inference.render import class_colors
+
+#: Contour colour of the lesion (class 1) on overlays; further classes use class_colors.
+LESION_CONTOUR = (0, 255, 0)
+
+
+def mask_palette(rgb_map: Mapping[Color, int], num_classes: int) -> list[int]:
+    """Flat PNG palette: entry ``c`` is the (first) rgb_map colour of class ``c``."""
+    colors = class_colors(num_classes).tolist()
+    for color, cls in reversed(list(rgb_map.items())):  # the first colour of a class wins
+        if cls < num_classes:
+            colors[cls] = list(color)
+    return [v for color in colors for v in color]
+
+
+def save_mask(class_map: np.ndarray, palette: Sequence[int], path: Path) -> None:
+    """Save a class-index map as a palette PNG (lossless, opens in colour in any viewer)."""
+    img = Image.frombytes("P", class_map.shape[::-1], class_map.astype(np.uint8).tobytes())
+    img.putpalette(list(palette))
+    img.save(path)
+
+
+def contour_overlay(image: np.ndarray, class_map: np.ndarray, num_classes: int) -> np.ndarray:
+    """The image with the border of each foreground class drawn on it (about 0.5% of its size)."""
+    out = image.copy()
+    thickness = max(1, round(min(class_map.shape) / 200))
+    colors = class_colors(num_classes)
+    for cls in range(1, num_classes):
+        region = class_map == cls
+        edge = region & ~ndimage.binary_erosion(region, border_value=1)
+        if thickness > 1:
+            edge = ndimage.binary_dilation(edge, iterations=thickness - 1)
+        out[edge] = LESION_CONTOUR if cls == 1 else colors[cls]
+    return out
+
+
+def prepare_output(output_dir: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ``output_dir`` unless ``overwrite``, and a file in its place."""
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise ConfigError(
+            f"{output_dir}: output directory is not empty; refusing to write over it. Choose "
+            "another infer.output_dir, or set infer.overwrite=true to replace files of the "
+            "same name (nothing else is deleted)"
+        )
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConfigError(f"{output_dir}: infer.output_dir is a file, not a folder")
+
+
+def list_images(images_dir: Path) -> list[Path]:
+    """The images of a folder; two with the same stem (their masks would clash) are an error."""
+    images = list_image_files(images_dir, "image")
+    if not images:
+        raise DataError(f"{images_dir}: no images (.jpg, .jpeg, .png, .bmp, .tif) in this folder")
+    stems: dict[str, Path] = {}
+    for path in images:
+        if path.stem in stems:
+            raise DataError(
+                f"two images share the stem {path.stem!r}: {stems[path.stem]} and {path}; "
+                "their masks would have the same name, keep one of them"
+            )
+        stems[path.stem] = path
+    return images
+
+
+class PredictionWriter:
+    """Writes each prediction into ``output_dir``: ``masks/``, and optionally ``overlays/``
+    and ``probabilities/`` (see the module doc)."""
+
+    def __init__(
+        self, output_dir: Path, palette: Sequence[int], num_classes: int,
+        overlay: bool = False, probabilities: bool = False,
+    ) -> None:
+        self.output_dir = output_dir
+        self.palette = list(palette)
+        self.num_classes = num_classes
+        self.overlay = overlay
+        self.probabilities = probabilities
+        folders = {"masks": True, "overlays": overlay, "probabilities": probabilities}
+        for name, wanted in folders.items():
+            if wanted:
+                (output_dir / name).mkdir(parents=True, exist_ok=True)
+
+    def write(self, prediction: Prediction) -> None:
+        stem = prediction.path.stem
+        save_mask(prediction.class_map, self.palette, self.output_dir / "masks" / f"{stem}.png")
+        if self.overlay:
+            overlay = contour_overlay(prediction.image, prediction.class_map, self.num_classes)
+            Image.fromarray(overlay).save(self.output_dir / "overlays" / f"{stem}.png")
+        if self.probabilities:
+            foreground = 1.0 - prediction.probs[..., 0]
+            pixels = np.rint(foreground * 255).clip(0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(self.output_dir / "probabilities" / f"{stem}.png")

@@ -1,0 +1,1 @@
+"""Training: fit, losses, Keras metrics, callbacks and the process runtime (threads, GPUs)."""

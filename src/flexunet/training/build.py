@@ -1,0 +1,119 @@
+"""From a composed config to the objects a training job fits: data, model, callbacks.
+
+The only place below the commands that reads the ``model``, ``data``, ``mask`` and ``train``
+config nodes; ``flexunet-train`` and ``flexunet-bench`` build through it, and
+:func:`flexunet.training.fit.fit` takes what it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import tensorflow as tf
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from flexunet.data.masks import parse_rgb_map
+from flexunet.data.pairing import Pair
+from flexunet.data.pipeline import DecodedCache, build_augment, make_dataset
+from flexunet.data.sources import DataSource, split_pairs
+from flexunet.data.validate import check_pairs, raise_if_problems
+from flexunet.errors import ConfigError
+from flexunet.training.callbacks import NeedsValidationSamples, WatchesCallbacks
+
+log = logging.getLogger(__name__)
+
+
+def model_size(cfg: DictConfig) -> tuple[int, int]:
+    """(width, height) of the model input."""
+    return int(cfg.model.image_width), int(cfg.model.image_height)
+
+
+def load_splits(cfg: DictConfig, splits: tuple[str, ...]) -> tuple[DataSource, dict]:
+    """Instantiate the data source and return the (possibly limited) pairs of ``splits``."""
+    source: DataSource = instantiate(cfg.data.source, _convert_="all")
+    limit = cfg.data.get("limit")
+    return source, {split: split_pairs(source, split, limit) for split in splits}
+
+
+def check_data(cfg: DictConfig, pairs: dict[str, list[Pair]]) -> None:
+    """Fast validation pass over every file, so bad input fails before training starts."""
+    rgb_map = parse_rgb_map(cfg.mask.rgb_map)
+    problems = []
+    for split_pairs_ in pairs.values():
+        problems += check_pairs(split_pairs_, rgb_map, tolerance=cfg.mask.tolerance)
+    raise_if_problems(problems, "data check before training")
+
+
+def build_dataset(
+    cfg: DictConfig, pairs: list[Pair], *, train: bool, repeat: bool, cache: DecodedCache | None
+) -> tf.data.Dataset:
+    """flexunet-train's streaming dataset of ``pairs``: augmented and shuffled when ``train``."""
+    return make_dataset(
+        pairs, size=model_size(cfg), rgb_map=parse_rgb_map(cfg.mask.rgb_map),
+        tolerance=cfg.mask.tolerance, num_classes=cfg.mask.num_classes,
+        batch_size=cfg.train.batch_size,
+        augment=build_augment(cfg.data.augment, cfg.seed) if train else None,
+        shuffle=train, seed=cfg.seed, repeat=repeat,
+        num_parallel_calls=cfg.data.num_parallel_calls, prefetch=cfg.data.prefetch,
+        cache=cache,
+    )
+
+
+def compile_model(cfg: DictConfig) -> keras.Model:
+    """Model, optimizer, loss and metrics from the config (call inside the strategy's scope).
+
+    The optimizer's variables are created here, eagerly: created lazily inside the first
+    traced train step, each comes with conditional-initialisation graphs that TensorFlow
+    never frees (see docs/performance.md).
+    """
+    model = instantiate(cfg.model, _convert_="all")
+    optimizer = instantiate(cfg.train.optimizer, _convert_="all")
+    loss = instantiate(cfg.train.loss, _convert_="all")
+    metrics = [instantiate(m, _convert_="all") for m in cfg.train.metrics]
+    model.compile(
+        optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=cfg.train.jit_compile
+    )
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def build_callbacks(cfg: DictConfig, images: np.ndarray, masks: np.ndarray) -> list:
+    """The ``train.callbacks`` dict as a list.
+
+    A :class:`NeedsValidationSamples` callback gets the fixed validation ``images`` and
+    ``masks``; a :class:`WatchesCallbacks` callback (BackupAndRestore) gets the others and
+    runs last.
+    """
+    built = {}
+    for name, node in cfg.train.callbacks.items():
+        if node is None:
+            continue
+        callback = instantiate(node, _convert_="all")
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise ConfigError(f"train.callbacks.{name} is not a keras Callback: {type(callback)}")
+        if isinstance(callback, NeedsValidationSamples):
+            callback.bind_data(images, masks)
+        built[name] = callback
+    watchers = [cb for cb in built.values() if isinstance(cb, WatchesCallbacks)]
+    for callback in watchers:
+        callback.bind_callbacks(built)
+    return [cb for cb in built.values() if cb not in watchers] + watchers
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``train.strategy``: default (one device) or mirrored (all local GPUs)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        if len(gpus) > 1:
+            return tf.distribute.MirroredStrategy()
+        log.warning(
+            "train.strategy=mirrored needs several GPUs, found %d: using the default strategy",
+            len(gpus),
+        )
+        return tf.distribute.get_strategy()
+    raise ConfigError(f"train.strategy={name!r}: use default or mirrored")

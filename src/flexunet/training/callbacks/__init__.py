@@ -1,0 +1,13 @@
+"""Keras callbacks that Keras does not ship, referenced from ``conf/train/callbacks``."""
+
+from flexunet.training.callbacks.backup import BackupAndRestore
+from flexunet.training.callbacks.base import NeedsValidationSamples, WatchesCallbacks
+from flexunet.training.callbacks.epoch_change import EpochChangeInference
+from flexunet.training.callbacks.lr import CosineDecay, ReduceLROnPlateau
+from flexunet.training.callbacks.plots import TrainingPlots
+from flexunet.training.callbacks.time_limit import TimeLimit
+
+__all__ = [
+    "BackupAndRestore", "CosineDecay", "EpochChangeInference", "NeedsValidationSamples",
+    "ReduceLROnPlateau", "TimeLimit", "TrainingPlots", "WatchesCallbacks",
+]

@@ -1,0 +1,83 @@
+"""flexunet-bench: a tiny end-to-end run writes benchmark.json; helpers and config errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flexunet.errors import ConfigError
+from tests.helpers import REPO
+
+TINY = [
+    "model.image_width=64", "model.image_height=64", "model.base_filters=4",
+    "model.num_layers=3", "model.base_kernels=[3,3]", "data.limit=6",
+    "~bench.models.k7_256", "bench.models.cpu_128.images=4", "bench.rounds=1",
+    "bench.rss_images=2", "bench.infer_images=1", "bench.infer_reps=1",
+    "bench.callback_epochs=2", "bench.callback_steps=1", "train.batch_size=2",
+]
+
+
+def test_bench_smoke_writes_every_key(tmp_path: Path, data_dir: Path) -> None:
+    from flexunet.bench.measure import KEYS
+
+    run_dir = tmp_path / "bench"
+    cmd = [
+        sys.executable, "-c", "from flexunet.commands.bench import main; main()",
+        f"hydra.run.dir={run_dir}", f"paths.data_dir={data_dir}", *TINY,
+    ]
+    proc = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((run_dir / "benchmark.json").read_text())
+    for key in (*KEYS, "rss_mb_n", "rss_mb_4n", "infer_ms", "infer_tta_ms"):
+        assert isinstance(report[key], (int, float)) and math.isfinite(report[key]), key
+    assert report["models"]["cpu_128"]["input"] == "64x64"
+    assert report["rss_mb_n"] > 0 and report["infer_tta_ms"] > 0
+    assert set(report["callbacks_on_epoch_end_s"]) == {
+        "EpochChangeInference", "TensorBoard", "TrainingPlots",
+    }
+    assert "overhead" in (run_dir / "bench.log").read_text()
+
+
+def test_model_variant_replaces_keys_and_rejects_unknown_ones(compose) -> None:
+    from flexunet.bench.measure import model_variant
+
+    cfg = compose(config_name="bench")
+    job = model_variant(cfg, cfg.bench.models.k7_256.model)
+    assert (job.model.image_width, job.model.num_layers, list(job.model.base_kernels)) == (
+        256, 6, [7, 7],
+    )
+    assert job.model.num_classes == cfg.mask.num_classes
+    assert cfg.model.image_width == 128  # the composed config is left alone
+    with pytest.raises(ConfigError, match="num_layer"):
+        model_variant(cfg, {"num_layer": 4})
+
+
+def test_unknown_bench_key_is_an_error(compose) -> None:
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        compose(["bench.round=3"], config_name="bench")
+
+
+def test_epoch_timer_and_cycle() -> None:
+    from flexunet.bench.measure import EpochTimer, cycle
+
+    timer = EpochTimer()
+    timer.on_train_begin()
+    for epoch in range(3):
+        timer.on_epoch_begin(epoch)
+        timer.on_train_batch_end(0)
+    assert len(timer.epoch_s) == 2 and len(timer.train_s) == 2  # the last is not over yet
+    timer.on_train_end()
+    assert len(timer.epoch_s) == 3 and len(timer.train_s) == 3
+    assert all(0 <= t <= e for t, e in zip(timer.train_s, timer.epoch_s, strict=True))
+    assert cycle(["a", "b"], 5) == ["a", "b", "a", "b", "a"]

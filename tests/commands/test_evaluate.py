@@ -1,0 +1,115 @@
+"""flexunet-eval on a debug=fast checkpoint: report files, original-size scoring, run config."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from PIL import Image
+
+from flexunet.commands.evaluate import evaluate, evaluate_run
+from flexunet.errors import ConfigError
+from flexunet.models import build_flexunet
+from tests.helpers import SHARED_DATA, compose_train, fake_run, train_fast_run
+
+KEYS = {"dice", "iou", "threshold_jaccard", "accuracy", "sensitivity", "specificity"}
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """One debug=fast training (64x64 model on 256x192 synthetic images) for this module."""
+    return train_fast_run(tmp_path_factory.mktemp("fast_run"), data_dir)
+
+
+def _evaluate(compose, overrides: list[str], out: Path) -> tuple[dict, list[dict]]:
+    cfg = compose(overrides, config_name="evaluate")
+    evaluate(cfg, out, HydraConfig.get().overrides.task)
+    result = json.loads((out / "evaluation.json").read_text())
+    rows = list(csv.DictReader((out / "evaluation_per_image.csv").open()))
+    return result, rows
+
+
+def test_run_directory_is_evaluated_at_the_original_size(
+    compose, fast_run: Path, tmp_path: Path
+) -> None:
+    result, rows = _evaluate(compose, [f"ckpt_path={fast_run}"], tmp_path)
+    assert result["count"] == len(rows) == 2  # the test split of 24 images; no training limit
+    assert set(result["mean"]) >= KEYS | {"dice_coef_multiclass"}
+    assert set(result["pooled"]) == {"dice", "iou"}
+    assert result["checkpoint"] == str(fast_run / "checkpoints" / "best.keras")
+    # data came from the training run: its synthetic source, test split
+    assert result["data"]["split"] == "test"
+    assert result["data"]["source"]["_target_"].endswith("SyntheticSource")
+    assert set(rows[0]) >= KEYS | {"stem", "image", "mask", "width", "height"}
+    for row in rows:
+        with Image.open(row["mask"]) as mask:
+            assert (int(row["width"]), int(row["height"])) == mask.size == (256, 192)
+        assert 0.0 <= float(row["dice"]) <= 1.0
+    assert result["mean"]["dice"] == pytest.approx(np.mean([float(r["dice"]) for r in rows]))
+
+
+@pytest.mark.shared_data
+def test_folder_of_real_images_with_every_option(
+    compose, fast_run: Path, tmp_path: Path
+) -> None:
+    """``eval.split=all`` over HAM10000 palette masks, 600x450, with TTA, tiles, postprocess."""
+    result, rows = _evaluate(
+        compose,
+        [
+            f"ckpt_path={fast_run / 'checkpoints' / 'best.keras'}", "data=folder",
+            f"data.source.root={SHARED_DATA / 'ham10000-mini'}", "eval.split=all",
+            "eval.tta=flips", "eval.postprocess=largest_component", "eval.tiled=true",
+            "eval.tile_scale=0.2",
+        ],
+        tmp_path,
+    )
+    assert result["count"] == 6 and result["data"]["split"] == "all"
+    assert {(r["width"], r["height"]) for r in rows} == {("600", "450")}
+    assert result["options"]["tta"] == "flips" and result["options"]["tiled"] is True
+
+
+def test_missing_checkpoint_and_bad_split_are_config_errors(
+    compose, fast_run: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        _evaluate(compose, [f"ckpt_path={tmp_path / 'nope.keras'}"], tmp_path)
+    with pytest.raises(ConfigError, match="eval.split='tset'"):
+        _evaluate(compose, [f"ckpt_path={fast_run}", "eval.split=tset"], tmp_path)
+
+
+def test_cli_writes_the_report_into_hydra_run_dir(fast_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval_run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "flexunet.commands.evaluate", f"ckpt_path={fast_run}",
+         "data.limit=2", "eval.split=valid", f"hydra.run.dir={out}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "threshold_jaccard" in proc.stdout
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["count"] == 2 and result["data"]["split"] == "valid"
+    assert (out / "evaluation_per_image.csv").is_file() and (out / ".hydra").is_dir()
+
+
+def test_scores_the_runs_split_with_the_options(tmp_path: Path, data_dir: Path) -> None:
+    model = build_flexunet(64, 64, base_filters=4, base_kernels=(3, 3), num_layers=3)
+    run_dir = fake_run(tmp_path / "run", data_dir, model)
+    cfg = compose_train(run_dir, data_dir, ["debug=fast"])  # data.limit: 8 pairs per split
+    options = {"split": "test", "tta": "flips", "postprocess": "largest_component"}
+    cfg = OmegaConf.merge(cfg, {"evaluate_after": options})
+    result = evaluate_run(cfg, run_dir)
+    report = json.loads((run_dir / "eval_test" / "evaluation.json").read_text())
+    assert report["mean"] == result["mean"]
+    assert report["checkpoint"] == str(run_dir / "checkpoints" / "best.keras")
+    assert {k: report["options"][k] for k in options} == options
+    source = instantiate(cfg.data.source, _convert_="all")
+    assert report["data"]["limit"] is None
+    assert report["count"] == len(source.pairs("test"))

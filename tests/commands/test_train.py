@@ -1,0 +1,185 @@
+"""End-to-end training from a composed config, config composition and strictness."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from hydra.errors import ConfigCompositionException
+from PIL import Image
+
+from tests.helpers import CONF_DIR, compose_config
+
+FAST = ["debug=fast", "data.source.count=24"]
+
+
+@pytest.fixture(scope="module")
+def fast_training(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, dict]:
+    """One debug=fast training job shared by this module: its run directory and result."""
+    from flexunet.commands.train import train
+
+    run_dir = tmp_path_factory.mktemp("fast_run")
+    overrides = [*FAST, "train.epochs=2", "evaluate_after={split: test, tta: flips}"]
+    cfg = compose_config("train", overrides, run_dir, data_dir)
+    return run_dir, train(cfg, run_dir)
+
+
+@pytest.fixture(scope="module")
+def fast_run(fast_training: tuple[Path, dict]) -> Path:
+    return fast_training[0]
+
+
+def test_train_returns_the_best_epoch_and_the_evaluation(fast_training: tuple[Path, dict]) -> None:
+    result = fast_training[1]
+    assert result["best_epoch"] in (1, 2)
+    assert 0.0 <= result["evaluation"]["dice"] <= 1.0
+
+
+def test_run_directory_has_every_artifact(fast_run: Path) -> None:
+    for name in [
+        "checkpoints/best.keras", "checkpoints/last.keras", "metrics.csv", "train_metrics.png",
+        "train_losses.png", "model_summary.txt", "epoch_change_infer/epoch_001.png",
+        "epoch_change_infer/epoch_002.png", "eval_test/evaluation.json",
+        "eval_test/evaluation_per_image.csv",
+    ]:
+        assert (fast_run / name).is_file(), name
+    rows = list(csv.DictReader((fast_run / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert {"loss", "val_loss", "lesion_dice", "val_lesion_dice", "learning_rate"} <= set(rows[0])
+    summary = (fast_run / "model_summary.txt").read_text()
+    assert "Total params" in summary
+
+
+def test_epoch_grid_shows_input_truth_prediction(fast_run: Path) -> None:
+    grid = np.asarray(Image.open(fast_run / "epoch_change_infer/epoch_002.png"))
+    # debug=fast: 2 images of 64x64, three columns with 2 px spacers.
+    assert grid.shape == (64 * 2 + 2, 64 * 3 + 4, 3)
+
+
+def test_tensorboard_has_scalars_and_epoch_images(fast_run: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def tags(folder: Path) -> dict:
+        acc = EventAccumulator(str(folder), size_guidance={"tensors": 0, "images": 0})
+        acc.Reload()
+        return acc.Tags()
+
+    train_tags = tags(fast_run / "tensorboard/train")
+    assert "epoch_loss" in train_tags["tensors"] + train_tags["scalars"]
+    image_tags = tags(fast_run / "tensorboard/epoch_change")
+    assert "epoch_change_infer" in image_tags["tensors"] + image_tags["images"]
+
+
+def test_best_checkpoint_reloads_safely_and_predicts_the_same(fast_run: Path) -> None:
+    model = keras.saving.load_model(fast_run / "checkpoints/best.keras", safe_mode=True)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    again = keras.saving.load_model(fast_run / "checkpoints/best.keras", safe_mode=True)
+    np.testing.assert_allclose(model.predict(x, verbose=0), again.predict(x, verbose=0), atol=1e-6)
+    assert model.output_shape == (None, 64, 64, 2)
+
+
+def test_second_training_into_same_dir_refuses_to_overwrite(fast_run: Path, compose) -> None:
+    from flexunet.commands.train import train
+    from flexunet.errors import ConfigError
+
+    cfg = compose(FAST)
+    before = (fast_run / "checkpoints/best.keras").read_bytes()
+    with pytest.raises(ConfigError, match="refusing to overwrite"):
+        train(cfg, fast_run)
+    assert (fast_run / "checkpoints/best.keras").read_bytes() == before
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"model={o}" for o in _options("model")]
+    + [f"data={o}" for o in _options("data")]
+    + [f"data/augment={o}" for o in _options("data/augment")]
+    + [f"mask={o}" for o in _options("mask")]
+    + [f"train={o}" for o in _options("train")]
+    + [f"debug={o}" for o in _options("debug")],
+)
+def test_every_group_option_composes_and_instantiates(compose, override: str) -> None:
+    from hydra.utils import instantiate
+
+    from flexunet.data.pipeline import build_augment
+
+    cfg = compose([override, "data.source.root=/nonexistent"] if override == "data=folder"
+                  else [override])
+    build_augment(cfg.data.augment, seed=0)
+    instantiate(cfg.train.optimizer)
+    instantiate(cfg.train.loss)
+    for node in cfg.train.callbacks.values():
+        if node is not None:
+            instantiate(node)
+    instantiate(cfg.data.source)
+    assert cfg.model.num_classes == cfg.mask.num_classes
+
+
+def test_inline_overrides_reach_the_objects(compose) -> None:
+    from hydra.utils import instantiate
+
+    cfg = compose(["model.base_filters=32", "train.optimizer.learning_rate=7e-5",
+                   "train.epochs=3", "~train.callbacks.tensorboard",
+                   "train.callbacks.early_stop=null"])
+    assert cfg.model.base_filters == 32 and cfg.train.epochs == 3
+    assert instantiate(cfg.train.optimizer).learning_rate.numpy() == pytest.approx(7e-5)
+    assert "tensorboard" not in cfg.train.callbacks
+    assert cfg.train.callbacks.early_stop is None
+
+
+@pytest.mark.parametrize(
+    "override", ["train.epochz=3", "model.base_filterz=8", "data.limt=3", "mask.tolerence=3"]
+)
+def test_misspelled_key_is_an_error(compose, override: str) -> None:
+    with pytest.raises(ConfigCompositionException, match="not in struct|Could not override"):
+        compose([override])
+
+
+def test_misspelled_callback_argument_is_an_error(compose) -> None:
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    cfg = compose(["+train.callbacks.lr_reducer.reduer_patience=3"])
+    with pytest.raises(InstantiationException, match="reduer_patience"):
+        instantiate(cfg.train.callbacks.lr_reducer)
+
+
+def test_lr_reducer_patience_is_applied(compose) -> None:
+    from hydra.utils import instantiate
+
+    cfg = compose(["train.callbacks.lr_reducer.patience=7"])
+    assert instantiate(cfg.train.callbacks.lr_reducer).patience == 7
+
+
+def test_cli_trains_from_the_command_line(tmp_path: Path, data_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "cli_run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "flexunet.commands.train", *FAST, f"paths.data_dir={data_dir}",
+         f"hydra.run.dir={run_dir}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run_dir / "checkpoints/best.keras").is_file()
+    assert (run_dir / ".hydra/config.yaml").is_file()
+    assert not any(p.name != "cli_run" for p in tmp_path.iterdir())  # nothing in the cwd
+
+
+def test_misspelled_evaluate_after_option_fails_before_training(compose, tmp_path) -> None:
+    from omegaconf.errors import ConfigKeyError
+
+    from flexunet.commands.train import train
+
+    cfg = compose([*FAST, "evaluate_after={splt: test}"])
+    with pytest.raises(ConfigKeyError, match="splt"):
+        train(cfg, tmp_path / "never")
+    assert not (tmp_path / "never").exists()

@@ -1,0 +1,207 @@
+"""Shared prediction: original-size probabilities, flip TTA, tiling, post-processing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from flexunet.errors import ConfigError, DataError
+from flexunet.inference.options import PredictOptions
+from flexunet.inference.predictor import (
+    load_model,
+    postprocess,
+    predict_probabilities,
+    resolve_checkpoint,
+    to_class_map,
+)
+from flexunet.runs.reuse import inherit_run_config
+from tests.helpers import write_hydra_files
+
+SIZE = 32  # model input: 32x32
+
+
+@pytest.fixture(scope="module")
+def pixel_model() -> keras.Model:
+    """1x1 convolutions only: each output pixel depends on its input pixel alone, so the model
+    commutes with flips and gives the same result whatever tile a pixel is predicted in."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(6, 1, activation="tanh")(x)
+    outputs = keras.layers.Conv2D(2, 1, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _numpy_pixel_model(model: keras.Model, image: np.ndarray) -> np.ndarray:
+    """The same 1x1-convolution model applied in numpy to every pixel of ``image``."""
+    (k1, b1), (k2, b2) = (layer.get_weights() for layer in model.layers[2:4])
+    hidden = np.tanh(image.astype(np.float64) / 255 @ k1[0, 0] + b1)
+    logits = hidden @ k2[0, 0] + b2
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    return exp / exp.sum(-1, keepdims=True)
+
+
+def _image(width: int, height: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_probabilities_come_back_at_the_original_size(pixel_model: keras.Model) -> None:
+    probs = predict_probabilities(pixel_model, _image(80, 45))
+    assert probs.shape == (45, 80, 2) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_flip_tta_changes_nothing_on_a_flip_equivariant_model(
+    pixel_model: keras.Model, tiled: bool
+) -> None:
+    image = _image(SIZE, SIZE) if not tiled else _image(70, 50)
+    plain = predict_probabilities(pixel_model, image, PredictOptions(tiled=tiled))
+    flips = predict_probabilities(pixel_model, image, PredictOptions(tta="flips", tiled=tiled))
+    np.testing.assert_allclose(flips, plain, atol=1e-6)
+
+
+def test_flip_tta_averages_the_four_flips() -> None:
+    """On a model that is not flip-equivariant, TTA is the mean of the un-flipped predictions."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    outputs = keras.layers.Conv2D(2, 5, padding="same", activation="softmax")(inputs / 255)
+    model = keras.Model(inputs, outputs)
+    image = _image(SIZE, SIZE, seed=2)
+    batch = image[None].astype(np.float32)
+    flips = [(), (2,), (1,), (1, 2)]
+    expected = np.mean(
+        [np.flip(model.predict_on_batch(np.flip(batch, a)), a)[0] for a in flips], axis=0
+    )
+    got = predict_probabilities(model, image, PredictOptions(tta="flips"))
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert not np.allclose(got, predict_probabilities(model, image), atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [(SIZE, SIZE), (20, 30)])
+def test_tiled_equals_untiled_for_an_image_that_fits_one_tile(
+    pixel_model: keras.Model, size: tuple[int, int]
+) -> None:
+    image = _image(*size, seed=1)
+    untiled = predict_probabilities(pixel_model, image)
+    tiled = predict_probabilities(pixel_model, image, PredictOptions(tiled=True))
+    np.testing.assert_allclose(tiled, untiled, atol=1e-6)
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
+def test_tiles_blend_to_the_full_resolution_prediction(
+    pixel_model: keras.Model, overlap: float
+) -> None:
+    """With a per-pixel model, any weighted blend of overlapping tiles is the per-pixel answer:
+    the weights are normalised, every pixel is covered and no tile is pasted off by one."""
+    image = _image(101, 67, seed=5)
+    options = PredictOptions(tiled=True, tile_overlap=overlap, batch_size=3)
+    tiled = predict_probabilities(pixel_model, image, options)
+    np.testing.assert_allclose(tiled, _numpy_pixel_model(pixel_model, image), atol=1e-5)
+
+
+def test_tile_scale_resizes_before_tiling(pixel_model: keras.Model) -> None:
+    image = _image(128, 96, seed=6)
+    half = predict_probabilities(pixel_model, image, PredictOptions(tiled=True, tile_scale=0.5))
+    assert half.shape == (96, 128, 2)
+    np.testing.assert_allclose(half.sum(-1), 1.0, atol=1e-5)
+
+
+def test_sigmoid_head_gives_background_and_lesion_channels() -> None:
+    inputs = keras.Input((SIZE, SIZE, 3))
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs / 255)
+    model = keras.Model(inputs, outputs)
+    probs = predict_probabilities(model, _image(40, 30))
+    assert probs.shape == (30, 40, 2)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
+
+
+def test_largest_component_keeps_one_component_and_fills_its_hole() -> None:
+    class_map = np.zeros((12, 12), np.uint8)
+    class_map[1:8, 1:8] = 1  # the lesion, 49 pixels ...
+    class_map[3:5, 3:5] = 0  # ... with a 2x2 hole
+    class_map[10:12, 9:12] = 1  # a small separate blob
+    out = postprocess(class_map, "largest_component")
+    expected = np.zeros_like(class_map)
+    expected[1:8, 1:8] = 1
+    np.testing.assert_array_equal(out, expected)
+    assert postprocess(class_map, None) is class_map
+
+
+def test_largest_component_multiclass_and_empty() -> None:
+    class_map = np.zeros((9, 9), np.uint8)
+    class_map[1:8, 1:8] = 2
+    class_map[1:8, 1:3] = 1
+    class_map[4, 5] = 0  # hole surrounded by class 2
+    out = postprocess(class_map, "largest_component")
+    assert out[4, 5] == 2 and np.count_nonzero(out == 1) == 14
+    empty = np.zeros((5, 5), np.uint8)
+    np.testing.assert_array_equal(postprocess(empty, "largest_component"), empty)
+
+
+def test_to_class_map_is_the_argmax_then_postprocess() -> None:
+    probs = np.zeros((4, 4, 2), np.float32)
+    probs[..., 0] = 0.6
+    probs[1:3, 1:3] = (0.2, 0.8)
+    np.testing.assert_array_equal(to_class_map(probs), (probs[..., 1] > 0.5).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"tta": "rot90"}, {"postprocess": "opening"}, {"tile_overlap": 1.0},
+               {"tile_scale": 0}, {"batch_size": 0}]
+)
+def test_invalid_options_are_config_errors(kwargs: dict) -> None:
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
+        PredictOptions(**kwargs)
+
+
+def test_resolve_checkpoint_errors_name_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        resolve_checkpoint(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="has no checkpoints/best.keras"):
+        resolve_checkpoint(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.keras").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="it has last.keras"):
+        resolve_checkpoint(tmp_path)
+    (tmp_path / "weights.txt").write_text("x")
+    with pytest.raises(ConfigError, match="weights.txt"):
+        resolve_checkpoint(tmp_path / "weights.txt")
+    # a checkpoint inside a run without .hydra is used alone
+    assert resolve_checkpoint(tmp_path / "checkpoints" / "last.keras") == (
+        tmp_path / "checkpoints" / "last.keras", None
+    )
+
+
+def test_corrupt_checkpoint_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.keras"
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(DataError, match="broken.keras"):
+        load_model(path)
+
+
+def test_run_config_is_inherited_and_the_command_line_still_wins(
+    compose, tmp_path: Path
+) -> None:
+    train_cfg = compose(["debug=fast", "mask.tolerance=5"])
+    run = tmp_path / "train_run"
+    write_hydra_files(train_cfg, run)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "best.keras").write_bytes(b"")
+    assert resolve_checkpoint(run / "checkpoints" / "best.keras")[1] == run
+
+    overrides = [f"ckpt_path={run}", "data.source.split_seed=7", "mask.num_classes=2"]
+    cfg = compose(overrides, config_name="evaluate")
+    out = inherit_run_config(cfg, run, overrides, ("data", "mask"))
+    assert out.mask.tolerance == 5  # from the run
+    assert out.data.source.split_seed == 7  # from this command line
+    assert out.data.source.root == train_cfg.data.source.root  # resolved in the run's context
+    assert out.data.limit == 8  # debug=fast
+
+    overrides = ["data=folder", "data.source.root=/elsewhere"]
+    cfg = compose(overrides, config_name="evaluate")
+    out = inherit_run_config(cfg, run, overrides, ("data", "mask"))
+    assert out.data.source.root == "/elsewhere" and out.mask.tolerance == 5
