@@ -72,10 +72,10 @@ def write_hydra_files(cfg: DictConfig, run_dir: Path) -> None:
 
 def train_fast_run(run_dir: Path, data_dir: Path) -> Path:
     """A debug=fast training run with a real checkpoint and Hydra's config files."""
-    from flexunet.commands.train import train
+    from flexunet.commands.train import check, train
 
     cfg = compose_train(run_dir, data_dir, FAST_TRAIN)
-    train(cfg, run_dir)
+    train(cfg, run_dir, 0, check(cfg))
     write_hydra_files(cfg, run_dir)
     return run_dir
 

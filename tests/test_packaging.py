@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONF_DIR, REPO
+from tests.helpers import CONF_DIR, REPO
 
 # What setuptools reads to build; src/ is copied with any __pycache__ in it, to prove none ships.
 BUILD_INPUTS = ["setup.py", "setup.cfg", "pyproject.toml", "README.md", "LICENSE", "src", "conf"]

@@ -9,13 +9,24 @@ no ``**kwargs`` for the project's own targets.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from flexunet.errors import ConfigError
 from flexunet.inference.options import PredictOptions
+
+
+def at_least(minimum: float, default: Any) -> Any:
+    """A schema field whose value (when not null) must be at least ``minimum``; checked by
+    :func:`check_config`."""
+    return field(default=default, metadata={"min": minimum})
 
 
 @dataclass
@@ -40,11 +51,12 @@ class MaskConfig:
 class DataConfig:
     source: Any = None  # _target_ of a flexunet.data.sources class
     augment: Any = None  # _target_: albumentations.Compose, or null for none
-    num_parallel_calls: int = 2
-    prefetch: int = 2
-    cache_mb: float = 256  # memory per dataset for decoded, resized pairs (0: decode each time)
+    num_parallel_calls: int = at_least(1, 2)
+    prefetch: int = at_least(0, 2)
+    # memory per dataset for decoded, resized pairs (0: decode each time)
+    cache_mb: float = at_least(0, 256)
     check: bool = True  # validate every file before training starts
-    limit: int | None = None  # use at most this many pairs per split (quick experiments)
+    limit: int | None = at_least(1, None)  # at most this many pairs per split (quick tests)
 
 
 @dataclass
@@ -59,10 +71,10 @@ class RuntimeConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 4
-    steps_per_epoch: int | None = None  # null: one full pass over the training split
-    validation_steps: int | None = None
+    epochs: int = at_least(1, 20)
+    batch_size: int = at_least(1, 4)
+    steps_per_epoch: int | None = at_least(1, None)  # null: one pass over the training split
+    validation_steps: int | None = at_least(1, None)
     monitor: str = "val_lesion_dice"
     monitor_mode: str = "max"
     optimizer: Any = None
@@ -224,3 +236,81 @@ def register_configs() -> None:
     cs.store(name="score_schema", node=ScoreJobConfig)
     cs.store(name="figure_schema", node=FigureJobConfig)
     cs.store(name="bench_schema", node=BenchJobConfig)
+
+
+# --- checking a composed config -----------------------------------------------------------
+
+#: Hydra's own keys of an instantiate node; never passed to the target.
+INSTANTIATE_KEYS = frozenset({"_target_", "_convert_", "_recursive_", "_partial_", "_args_"})
+
+
+def _unknown(key: str, path: str, valid: Iterable[str], owner: str) -> str:
+    valid = sorted(valid)
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f"did you mean {path}{close[0]}? " if close else ""
+    return f"unknown key {path}{key} ({hint}{owner} takes: {', '.join(valid)})"
+
+
+def _target_parameters(target: str) -> set[str] | None:
+    """The keyword arguments ``target`` accepts, or None when it takes ``**kwargs`` (such a
+    target checks its arguments itself, as Keras' classes do)."""
+    from hydra.utils import get_object
+
+    try:
+        obj = get_object(target)
+    except Exception as exc:  # ImportError, AttributeError, ...: the message says which
+        raise ConfigError(f"_target_: {target} cannot be imported ({exc})") from None
+    try:
+        parameters = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+
+
+def config_problems(node: Any, path: str = "") -> list[str]:
+    """Every unknown key and out-of-range value in a composed config, one message each.
+
+    A node typed by a schema dataclass takes its fields only (Hydra adds a ``+key`` even to
+    a typed node, so the schema alone does not refuse it) and each field's ``min``; a node
+    with a ``_target_`` takes the target's parameters when its signature lists them all.
+    Nothing is resolved, so no interpolation needs Hydra's runtime.
+    """
+    if isinstance(node, ListConfig):
+        items = (config_problems(node._get_node(i), f"{path}{i}.") for i in range(len(node)))
+        return [problem for found in items for problem in found]
+    if not isinstance(node, DictConfig) or node._is_none() or node._is_missing():
+        return []
+    problems: list[str] = []
+    # A config composed with Hydra's own node (tests, compose API) is checked without it.
+    keys = [str(k) for k in node.keys() if path or k != "hydra"]
+    schema = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(schema):
+        fields = {f.name: f for f in dataclasses.fields(schema)}
+        for key in keys:
+            if key not in fields:
+                problems.append(_unknown(key, path, fields, path.rstrip(".") or "the config"))
+                continue
+            minimum = fields[key].metadata.get("min")
+            value = node._get_node(key)._value()
+            if minimum is not None and isinstance(value, int | float) and value < minimum:
+                problems.append(f"{path}{key}={value}: must be at least {minimum}")
+    elif "_target_" in keys:
+        target = str(node._get_node("_target_")._value())
+        accepted = _target_parameters(target)
+        if accepted is not None:
+            problems += [
+                _unknown(key, path, accepted, target)
+                for key in keys if key not in accepted and key not in INSTANTIATE_KEYS
+            ]
+    for key in keys:
+        problems += config_problems(node._get_node(key), f"{path}{key}.")
+    return problems
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise one :class:`ConfigError` that names every unknown key and out-of-range value."""
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))

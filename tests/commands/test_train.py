@@ -11,7 +11,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from PIL import Image
 
-from tests.helpers import CONF_DIR, compose_config
+from tests.helpers import CONF_DIR, compose_config, run_train
 
 FAST = ["debug=fast", "data.source.count=24"]
 
@@ -19,12 +19,12 @@ FAST = ["debug=fast", "data.source.count=24"]
 @pytest.fixture(scope="module")
 def fast_training(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, dict]:
     """One debug=fast training job shared by this module: its run directory and result."""
-    from flexunet.commands.train import train
+    from flexunet.commands.train import check, train
 
     run_dir = tmp_path_factory.mktemp("fast_run")
     overrides = [*FAST, "train.epochs=2", "evaluate_after={split: test, tta: flips}"]
     cfg = compose_config("train", overrides, run_dir, data_dir)
-    return run_dir, train(cfg, run_dir)
+    return run_dir, train(cfg, run_dir, 0, check(cfg))
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +82,13 @@ def test_best_checkpoint_reloads_safely_and_predicts_the_same(fast_run: Path) ->
 
 
 def test_second_training_into_same_dir_refuses_to_overwrite(fast_run: Path, compose) -> None:
-    from flexunet.commands.train import train
+    from flexunet.commands.train import check, train
     from flexunet.errors import ConfigError
 
     cfg = compose(FAST)
     before = (fast_run / "checkpoints/best.keras").read_bytes()
     with pytest.raises(ConfigError, match="refusing to overwrite"):
-        train(cfg, fast_run)
+        train(cfg, fast_run, 0, check(cfg))
     assert (fast_run / "checkpoints/best.keras").read_bytes() == before
 
 
@@ -177,9 +177,60 @@ def test_cli_trains_from_the_command_line(tmp_path: Path, data_dir: Path) -> Non
 def test_misspelled_evaluate_after_option_fails_before_training(compose, tmp_path) -> None:
     from omegaconf.errors import ConfigKeyError
 
-    from flexunet.commands.train import train
+    from flexunet.commands.train import check
 
     cfg = compose([*FAST, "evaluate_after={splt: test}"])
     with pytest.raises(ConfigKeyError, match="splt"):
-        train(cfg, tmp_path / "never")
+        check(cfg)
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["+train.epoch=3"], r"unknown key train\.epoch \(did you mean train\.epochs\?"),
+        (["+model.base_filter=8"],
+         r"unknown key model\.base_filter \(did you mean model\.base_filters\?"),
+        (["train.batch_size=-1"], r"train\.batch_size=-1: must be at least 1"),
+        (["train.epochs=0"], r"train\.epochs=0: must be at least 1"),
+        (["train.steps_per_epoch=0"], r"train\.steps_per_epoch=0: must be at least 1"),
+        (["data=folder", "data.source.root=/nonexistent"], "/nonexistent"),
+    ],
+)
+def test_check_names_the_mistake_before_anything_runs(compose, overrides, message) -> None:
+    from flexunet.commands.train import check
+    from flexunet.errors import FlexUNetError
+
+    base = ["debug=fast"] if "data=folder" in overrides else FAST
+    with pytest.raises(FlexUNetError, match=message):
+        check(compose([*base, *overrides]))
+
+
+def test_check_names_an_empty_masks_folder(compose, tmp_path: Path) -> None:
+    from flexunet.commands.train import check
+    from flexunet.errors import DataError
+
+    (tmp_path / "mine" / "masks").mkdir(parents=True)
+    (tmp_path / "mine" / "images").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "mine" / "images" / "a.png")
+    with pytest.raises(DataError, match="mine"):
+        check(compose(["debug=fast", "data=folder", f"data.source.root={tmp_path / 'mine'}"]))
+
+
+@pytest.mark.parametrize(
+    "mistake", ["+train.epoch=3", "data.source.root=/nonexistent", "train.batch_size=-1"]
+)
+def test_cli_user_error_is_one_line_exit_1_and_leaves_only_the_log(
+    tmp_path: Path, mistake: str
+) -> None:
+    folder = ["data=folder"] if "root" in mistake else []
+    proc = run_train(["debug=fast", *folder, mistake], cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1, output[-3000:]
+    key = mistake.lstrip("+").split("=")[0]
+    assert key.split(".")[-1] in errors[0] or "/nonexistent" in errors[0]
+    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    assert sorted(p.name for p in run_dir.iterdir()) == [".hydra", "train.log"]

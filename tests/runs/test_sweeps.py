@@ -122,13 +122,13 @@ def test_single_run_failure_is_recorded_and_raised(compose, tmp_path: Path) -> N
     import keras
     from hydra.errors import InstantiationException
 
-    from flexunet.commands.train import train
+    from flexunet.commands.train import check, train
     from flexunet.runs.job import run_job
 
     cfg = compose(["debug=fast", "data.source.count=24", "train.mixed_precision=true",
                    "model.base_filters=0"])
     with pytest.raises(InstantiationException, match="base_filters"):
-        run_job(cfg, train)
+        run_job(cfg, check, train)
     info = json.loads((tmp_path / "run/run_info.json").read_text())
     assert info["status"] == "failed" and info["overrides"][-1] == "model.base_filters=0"
     assert keras.mixed_precision.global_policy().name == "float32"  # reset after the job

@@ -15,10 +15,11 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
-from flexunet.config import register_configs
+from flexunet.config import check_config, register_configs
 from flexunet.errors import FlexUNetError
 from flexunet.training.runtime import configure_environment
 
@@ -42,15 +43,25 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def exit_on_user_error(example: str | None = None) -> Iterator[None]:
-    """Log a :class:`FlexUNetError` or a missing mandatory option and exit with status 1.
+def exit_on_user_error(cfg: DictConfig | None, example: str | None = None) -> Iterator[None]:
+    """Check ``cfg`` unless None (:func:`~flexunet.config.check_config`: unknown keys, also
+    those added with ``+``, and out-of-range values), then run the block. A
+    :class:`FlexUNetError` (also one a ``_target_`` raises while Hydra instantiates it) or a
+    missing mandatory option is logged as one line and the command exits with status 1.
 
     ``example`` is a command line shown when a required option (``???``) was not given.
     """
     try:
+        if cfg is not None:
+            check_config(cfg)
         yield
     except FlexUNetError as exc:
         log.error("%s", exc)  # Hydra would bury the message under a traceback
+        raise SystemExit(1) from None
+    except InstantiationException as exc:
+        if not isinstance(exc.__cause__, FlexUNetError):
+            raise
+        log.error("%s", exc.__cause__)
         raise SystemExit(1) from None
     except MissingMandatoryValue as exc:
         hint = f", e.g. `{example}`" if example else ""

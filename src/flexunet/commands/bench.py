@@ -23,7 +23,7 @@ from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
 def run(cfg: DictConfig) -> None:
     from flexunet.bench.measure import run_benchmark
 
-    with exit_on_user_error():
+    with exit_on_user_error(cfg):
         run_benchmark(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 

@@ -89,7 +89,7 @@ def evaluate_run(train_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def run(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
-    with exit_on_user_error("flexunet-eval ckpt_path=outputs/train/runs/RUN"):
+    with exit_on_user_error(cfg, "flexunet-eval ckpt_path=outputs/train/runs/RUN"):
         result = evaluate(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
     return result["mean"]["dice"]
 

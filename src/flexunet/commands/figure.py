@@ -72,7 +72,7 @@ def make_figure(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="figure")
 def run(cfg: DictConfig) -> None:
-    with exit_on_user_error("flexunet-figure ckpt_path=outputs/train/runs/RUN"):
+    with exit_on_user_error(cfg, "flexunet-figure ckpt_path=outputs/train/runs/RUN"):
         make_figure(cfg, list(HydraConfig.get().overrides.task))
 
 

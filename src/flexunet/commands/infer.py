@@ -57,7 +57,7 @@ def infer(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="infer")
 def run(cfg: DictConfig) -> None:
-    with exit_on_user_error("flexunet-infer ckpt_path=RUN infer.images_dir=DIR"):
+    with exit_on_user_error(cfg, "flexunet-infer ckpt_path=RUN infer.images_dir=DIR"):
         infer(cfg, list(HydraConfig.get().overrides.task))
 
 

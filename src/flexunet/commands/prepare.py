@@ -24,7 +24,7 @@ from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
 def run(cfg: DictConfig) -> None:
     from flexunet.data.organize import run_from_config
 
-    with exit_on_user_error():
+    with exit_on_user_error(cfg):
         run_from_config(cfg, Path(HydraConfig.get().runtime.cwd))
 
 

@@ -60,7 +60,7 @@ def score(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="score")
 def run(cfg: DictConfig) -> float:
-    with exit_on_user_error("flexunet-score pred_dir=DIR gt_dir=DIR"):
+    with exit_on_user_error(cfg, "flexunet-score pred_dir=DIR gt_dir=DIR"):
         result = score(cfg, Path(HydraConfig.get().runtime.output_dir))
     return result["mean"]["dice"]
 

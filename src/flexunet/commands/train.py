@@ -18,17 +18,41 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from flexunet.commands import CONFIG_DIR, launch
-from flexunet.config import EvalConfig
+from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
+from flexunet.config import EvalConfig, check_config
+from flexunet.data.pairing import Pair
 from flexunet.errors import ConfigError
 from flexunet.runs.reuse import resume_argv
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig, run_dir: Path, job_num: int = 0) -> dict:
-    """Build data, model and callbacks from ``cfg``, fit them into ``run_dir``; returns the
-    best monitored value and the history (:func:`~flexunet.training.fit.summarize_history`).
+def check(cfg: DictConfig) -> dict[str, list[Pair]]:
+    """Everything that can be found wrong before training, so that a mistake costs seconds
+    and leaves no half-made run: unknown keys (also those added with ``+``) and out-of-range
+    values, the ``evaluate_after`` options, the data folders and, with ``data.check``, every
+    file. Returns the train and valid pairs."""
+    from flexunet.training import build
+
+    check_config(cfg)
+    if cfg.evaluate_after is not None:  # a misspelled eval option fails now, not after training
+        OmegaConf.merge(OmegaConf.structured(EvalConfig), cfg.evaluate_after)
+    source, pairs = build.load_splits(cfg, ("train", "valid"))
+    log.info(
+        "data: %s; using train %d, valid %d",
+        source.describe(), len(pairs["train"]), len(pairs["valid"]),
+    )
+    if cfg.data.check:
+        build.check_data(cfg, pairs)
+    return pairs
+
+
+def train(
+    cfg: DictConfig, run_dir: Path, job_num: int, pairs: dict[str, list[Pair]]
+) -> dict:
+    """Build data, model and callbacks from ``cfg`` and the checked ``pairs``, fit them into
+    ``run_dir``; returns the best monitored value and the history
+    (:func:`~flexunet.training.fit.summarize_history`).
 
     ``job_num`` (Hydra's ``hydra.job.num``) picks the GPU when ``runtime.gpu_per_job`` is set.
     With ``cfg.resume`` the job continues the run in ``run_dir`` from its last backup.
@@ -42,8 +66,6 @@ def train(cfg: DictConfig, run_dir: Path, job_num: int = 0) -> dict:
     from flexunet.training.fit import fit, summarize_history, write_model_summary
     from flexunet.training.runtime import configure_tensorflow
 
-    if cfg.evaluate_after is not None:  # a misspelled eval option fails now, not after training
-        OmegaConf.merge(OmegaConf.structured(EvalConfig), cfg.evaluate_after)
     configure_tensorflow(**cfg.runtime, job_num=job_num)
     keras.utils.set_random_seed(cfg.seed)
     resuming = cfg.resume is not None
@@ -53,13 +75,6 @@ def train(cfg: DictConfig, run_dir: Path, job_num: int = 0) -> dict:
     try:
         if cfg.train.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_float16")
-        source, pairs = build.load_splits(cfg, ("train", "valid"))
-        log.info(
-            "data: %s; using train %d, valid %d",
-            source.describe(), len(pairs["train"]), len(pairs["valid"]),
-        )
-        if cfg.data.check:
-            build.check_data(cfg, pairs)
         train_data = build.build_dataset(
             cfg, pairs["train"], train=True, repeat=cfg.train.steps_per_epoch is not None,
             cache=caches[0],
@@ -107,7 +122,9 @@ def train(cfg: DictConfig, run_dir: Path, job_num: int = 0) -> dict:
 def run(cfg: DictConfig) -> float:
     from flexunet.runs.job import run_job
 
-    return run_job(cfg, train)
+    # check() reads the config itself: in a multirun a bad job is recorded, not fatal.
+    with exit_on_user_error(None):
+        return run_job(cfg, check, train)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -55,11 +56,17 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_job(cfg: DictConfig, train: Callable[[DictConfig, Path, int], dict]) -> float:
-    """Run ``train(cfg, run_dir, job_num)`` as one recorded job of the current HydraConfig.
+def run_job(
+    cfg: DictConfig,
+    check: Callable[[DictConfig], Any],
+    train: Callable[[DictConfig, Path, int, Any], dict],
+) -> float:
+    """Run one recorded job of the current HydraConfig: ``prepared = check(cfg)``, then
+    ``train(cfg, run_dir, job_num, prepared)``.
 
-    ``train`` returns ``summarize_history``'s dict (best_epoch, best_value, epochs, final).
-    See the module doc for what is recorded and returned.
+    ``check`` finds what is wrong with the config and the data before the run directory
+    holds anything but Hydra's log; ``train`` returns ``summarize_history``'s dict
+    (best_epoch, best_value, epochs, final). See the module doc for what is recorded.
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir).resolve()
@@ -67,24 +74,31 @@ def run_job(cfg: DictConfig, train: Callable[[DictConfig, Path, int], dict]) -> 
     job_num = OmegaConf.select(hydra_cfg, "job.num", default=None) or 0
     resuming = cfg.resume is not None
     mode = cfg.train.monitor_mode
+    new_info = {
+        "job": job_num,
+        "sweep_dir": str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
+        "overrides": list(hydra_cfg.overrides.task),
+        "tags": list(cfg.tags),
+        "monitor": cfg.train.monitor,
+        "monitor_mode": mode,
+    }
     try:
+        prepared = check(cfg)
         prepare_run_dir(run_dir, resuming=resuming)
-    except Exception:
+    except Exception as err:
         if not multirun:
             raise
         log.exception("job %d not started in %s", job_num, run_dir)
+        if not (run_dir / RUN_INFO).exists():  # never over another run's record
+            new_info.update(status="failed", error=f"{type(err).__name__}: {err}",
+                            finished=_now())
+            write_json_atomic(run_dir / RUN_INFO, new_info)
+            rebuild_summary(Path(new_info["sweep_dir"]))
         return failure_value(mode)
 
     info = read_run_info(run_dir) if resuming else {}
     if not info:  # a new run (or a resumed one from before run_info.json existed)
-        info = {
-            "job": job_num,
-            "sweep_dir": str(Path(hydra_cfg.sweep.dir).resolve()) if multirun else None,
-            "overrides": list(hydra_cfg.overrides.task),
-            "tags": list(cfg.tags),
-            "monitor": cfg.train.monitor,
-            "monitor_mode": mode,
-        }
+        info = new_info
         write_job_hparams(
             run_dir / "tensorboard", job_hparams(info["overrides"], info["tags"]),
             trial_id=run_dir.name,
@@ -99,7 +113,7 @@ def run_job(cfg: DictConfig, train: Callable[[DictConfig, Path, int], dict]) -> 
     start = time.monotonic()
     failure: Exception | None = None
     try:
-        result = train(cfg, run_dir, job_num)
+        result = train(cfg, run_dir, job_num, prepared)
     except Exception as err:
         failure = err
         log.exception("job %d failed; run directory: %s", job_num, run_dir)
