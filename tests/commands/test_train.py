@@ -47,7 +47,7 @@ def test_run_directory_has_every_artifact(fast_run: Path) -> None:
     ]:
         assert (fast_run / name).is_file(), name
     rows = list(csv.DictReader((fast_run / "metrics.csv").open()))
-    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]
     assert {"loss", "val_loss", "lesion_dice", "val_lesion_dice", "learning_rate"} <= set(rows[0])
     summary = (fast_run / "model_summary.txt").read_text()
     assert "Total params" in summary

@@ -54,14 +54,14 @@ def test_killed_run_resumes_in_place_without_duplicate_epochs(
         proc.kill()  # SIGKILL: no clean-up code runs
         proc.wait()
     assert completed_epochs(run_dir) == 1, "the kill came too late: epoch 2 had finished"
-    assert [r["epoch"] for r in metrics_rows(run_dir)] == ["0"]
+    assert [r["epoch"] for r in metrics_rows(run_dir)] == ["1"]
     original_config = (run_dir / ".hydra/config.yaml").read_text()
 
     resumed = run_train([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     rows = metrics_rows(run_dir)
-    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     rates = [float(r["learning_rate"]) for r in rows]
     assert rates == pytest.approx([1e-3, 1e-3, 5e-4])
     assert not (run_dir / "backup").exists()
@@ -111,6 +111,9 @@ def test_resume_argv_loads_the_saved_config_into_the_same_dir(tmp_path: Path) ->
     argv = resume_argv(["flexunet-train", f"resume={tmp_path}", "train.epochs=9"])
     assert argv[1:5] == ["--config-path", str(tmp_path / ".hydra"), "--config-name", "config"]
     assert f"hydra.run.dir='{tmp_path}'" in argv and "train.epochs=9" in argv
+    # an option the user gives (--cfg job) stays last: Hydra takes no override after it
+    argv = resume_argv(["flexunet-train", f"resume={tmp_path}", "--cfg", "job"])
+    assert argv[-2:] == ["--cfg", "job"]
     with pytest.raises(ConfigError, match="-m"):
         resume_argv(["flexunet-train", "-m", f"resume={tmp_path}"])
 
@@ -119,7 +122,7 @@ def test_trim_metrics_csv_drops_epochs_trained_again(tmp_path: Path) -> None:
     from flexunet.runs.records import read_metrics_csv, trim_metrics_csv
 
     path = tmp_path / "metrics.csv"
-    path.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n")
+    path.write_text("epoch,loss\n1,0.9\n2,0.8\n3,0.7\n")
     assert trim_metrics_csv(path, 2) == 1
-    assert read_metrics_csv(path) == {"epoch": [0.0, 1.0], "loss": [0.9, 0.8]}
+    assert read_metrics_csv(path) == {"epoch": [1.0, 2.0], "loss": [0.9, 0.8]}
     assert trim_metrics_csv(path, 2) == 0

@@ -4,6 +4,7 @@ Optuna; plus the pure helpers behind them."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -56,12 +57,17 @@ def test_grid_sweep_lands_in_one_dated_sweep_dir_without_callback_errors(grid_ru
 
 
 def test_grid_sweep_writes_one_complete_run_dir_per_job(grid_sweep: Path) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
     for job in range(4):
         run_dir = grid_sweep / str(job)
         for name in [".hydra/config.yaml", "checkpoints/best.keras", "metrics.csv",
                      "run_info.json", "train_losses.png"]:
             assert (run_dir / name).is_file(), f"{job}/{name}"
         assert not (run_dir / "backup").exists()  # deleted when training ends normally
+        # written through a temporary file, with the mode any other file of the run gets
+        mode = (run_dir / "run_info.json").stat().st_mode & 0o777
+        assert mode == (run_dir / "metrics.csv").stat().st_mode & 0o777 == 0o666 & ~umask
     assert sorted(p.name for p in grid_sweep.iterdir() if p.name.startswith(".")) == []
     overrides = (grid_sweep / "3/.hydra/overrides.yaml").read_text()
     assert "model.base_filters=8" in overrides and "learning_rate=7e-05" in overrides

@@ -21,6 +21,13 @@ from typing import TextIO
 RUN_INFO = "run_info.json"
 
 
+def _umask() -> int:
+    """This process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_open(path: Path, newline: str | None = None) -> Iterator[TextIO]:
     """A text file that replaces ``path`` when the block ends without an error, so a reader
@@ -29,6 +36,7 @@ def atomic_open(path: Path, newline: str | None = None) -> Iterator[TextIO]:
     try:
         with os.fdopen(fd, "w", newline=newline) as f:
             yield f
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -61,7 +69,7 @@ def read_metrics_csv(path: Path) -> dict[str, list[float]]:
 
 
 def trim_metrics_csv(path: Path, epochs: int) -> int:
-    """Keep the rows of epochs ``0..epochs-1``; returns how many later rows were dropped.
+    """Keep the rows of epochs ``1..epochs``; returns how many later rows were dropped.
 
     A run killed after the CSV row of an epoch was written but before that epoch's backup
     was saved trains the epoch again on resume; its first row would otherwise appear twice.
@@ -74,7 +82,7 @@ def trim_metrics_csv(path: Path, epochs: int) -> int:
         return 0
     header, rows = lines[0], lines[1:]
     column = header.index("epoch")
-    kept = [row for row in rows if int(float(row[column])) < epochs]
+    kept = [row for row in rows if int(float(row[column])) <= epochs]
     if len(kept) == len(rows):
         return 0
     with atomic_open(path, newline="") as f:

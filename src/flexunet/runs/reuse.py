@@ -125,8 +125,10 @@ def resume_argv(argv: list[str]) -> list[str]:
             f"resume={value}: {saved} not found; give the directory of a flexunet-train run"
         )
     rest = [a for a in argv[1:] if a not in {o.input_line for o in requests}]
+    # The user's arguments go last: an option such as --cfg job may be among them, and
+    # Hydra's parser takes no override after an option's value.
     return [
-        argv[0], "--config-path", str(saved.parent), "--config-name", "config", *rest,
+        argv[0], "--config-path", str(saved.parent), "--config-name", "config",
         f"resume='{run_dir}'", f"hydra.run.dir='{run_dir}'",
-        f"hydra.output_subdir={RESUMED_CONFIG_DIR}",
+        f"hydra.output_subdir={RESUMED_CONFIG_DIR}", *rest,
     ]

@@ -3,11 +3,13 @@
 from flexunet.training.callbacks.backup import BackupAndRestore
 from flexunet.training.callbacks.base import NeedsValidationSamples, WatchesCallbacks
 from flexunet.training.callbacks.epoch_change import EpochChangeInference
+from flexunet.training.callbacks.epoch_logs import MetricsCSV, TensorBoard
 from flexunet.training.callbacks.lr import CosineDecay, ReduceLROnPlateau
 from flexunet.training.callbacks.plots import TrainingPlots
 from flexunet.training.callbacks.time_limit import TimeLimit
 
 __all__ = [
-    "BackupAndRestore", "CosineDecay", "EpochChangeInference", "NeedsValidationSamples",
-    "ReduceLROnPlateau", "TimeLimit", "TrainingPlots", "WatchesCallbacks",
+    "BackupAndRestore", "CosineDecay", "EpochChangeInference", "MetricsCSV",
+    "NeedsValidationSamples", "ReduceLROnPlateau", "TensorBoard", "TimeLimit", "TrainingPlots",
+    "WatchesCallbacks",
 ]

@@ -62,7 +62,7 @@ class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
             import tensorflow as tf
 
             with self._writer.as_default():
-                tf.summary.image("epoch_change_infer", grid[None], step=epoch)
+                tf.summary.image("epoch_change_infer", grid[None], step=epoch + 1)
             self._writer.flush()
 
     def on_train_end(self, logs: dict | None = None) -> None:

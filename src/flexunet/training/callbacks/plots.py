@@ -25,7 +25,7 @@ class TrainingPlots(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         previous = read_metrics_csv(self.metrics_csv) if self.metrics_csv else {}
-        self.epochs = [int(e) + 1 for e in previous.pop("epoch", [])]
+        self.epochs = [int(e) for e in previous.pop("epoch", [])]
         self.history = previous
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -39,6 +39,7 @@ class TrainingPlots(keras.callbacks.Callback):
 
         matplotlib.use("Agg")
         from matplotlib import pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         names = [k for k in self.history if not k.startswith("val_") and k != "learning_rate"]
         losses = [k for k in names if "loss" in k]
@@ -52,6 +53,7 @@ class TrainingPlots(keras.callbacks.Callback):
                     val = self.history[f"val_{key}"]
                     ax.plot(self.epochs[-len(val):], val, "--o", ms=3, label=f"val_{key}")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
             ax.grid(alpha=0.3)
             if keys:
                 ax.legend()
