@@ -84,7 +84,7 @@ def test_killed_run_resumes_in_place_without_duplicate_epochs(
 
     acc = EventAccumulator(str(run_dir / "tensorboard/train"), size_guidance={"tensors": 0})
     acc.Reload()
-    assert [e.step for e in acc.Tensors("epoch_loss")] == [0, 1, 2]
+    assert [e.step for e in acc.Tensors("epoch_loss")] == [1, 2, 3]
 
 
 def test_resume_refuses_a_finished_run(tmp_path: Path) -> None:

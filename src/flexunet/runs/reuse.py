@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import is_dataclass
 from pathlib import Path
 
+from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
@@ -111,12 +112,12 @@ def resume_argv(argv: list[str]) -> list[str]:
     ``RUN_DIR/.hydra/resumed`` so the originals are kept. Further overrides (e.g.
     ``train.epochs=150``) apply on top. Other command lines are returned unchanged.
     """
-    args = [a for a in argv[1:] if not a.startswith("-")]
-    requests = [o for o in parse_overrides(args) if o.key_or_group == "resume"]
+    args = get_args_parser().parse_known_args(argv[1:])[0]  # Hydra's own reading of argv
+    requests = [o for o in parse_overrides(args.overrides) if o.key_or_group == "resume"]
     value = requests[-1].value() if requests else None
     if value in (None, "", "null"):
         return argv
-    if "-m" in argv or "--multirun" in argv:
+    if args.multirun:
         raise ConfigError("resume=RUN_DIR continues one run; it cannot be combined with -m")
     run_dir = Path(str(value)).expanduser().resolve()
     saved = saved_config(run_dir)
