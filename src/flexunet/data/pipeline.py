@@ -12,18 +12,16 @@ docs/performance.md for what each step costs.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import albumentations as A
 import cv2
 import numpy as np
 import tensorflow as tf
-from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, ListConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from flexunet.data.masks import (
     DEFAULT_MAX_PIXELS,
@@ -134,39 +132,23 @@ class DecodedCache:
             self.bytes = 0
 
 
-def check_transform_args(node: Any, where: str = "data.augment") -> None:
-    """Reject arguments an albumentations transform does not take.
+def build_augment(cfg: DictConfig | None, seed: int) -> A.BaseCompose | None:
+    """Instantiate an albumentations pipeline from config, seeded, in strict mode.
 
     albumentations 2.x only warns about unknown or outdated 1.x arguments (``always_apply``,
-    ``alpha_affine``, ...) and then ignores them; here they are configuration errors.
+    ``alpha_affine``, ...) and then ignores them; a strict ``Compose`` refuses them, for every
+    transform it holds however deeply nested, so here they are configuration errors.
     """
-    if isinstance(node, ListConfig):
-        for i, item in enumerate(node):
-            check_transform_args(item, f"{where}[{i}]")
-    elif isinstance(node, DictConfig):
-        target = node.get("_target_")
-        if isinstance(target, str) and target.startswith("albumentations."):
-            params = inspect.signature(get_class(target).__init__).parameters
-            unknown = [k for k in node if not k.startswith("_") and k not in params]
-            if unknown:
-                allowed = ", ".join(p for p in params if p != "self")
-                raise ConfigError(
-                    f"{where}: {target} has no argument(s) {', '.join(unknown)} "
-                    f"(albumentations {A.__version__} takes: {allowed})"
-                )
-        for key in node:
-            if not str(key).startswith("_"):
-                check_transform_args(node[key], f"{where}.{key}")
-
-
-def build_augment(cfg: DictConfig | None, seed: int) -> A.BaseCompose | None:
-    """Instantiate an albumentations pipeline from config, checked strictly, seeded."""
     if cfg is None or (isinstance(cfg, DictConfig) and len(cfg) == 0):
         return None
-    check_transform_args(cfg)
     augment = instantiate(cfg, _convert_="all")
-    if not isinstance(augment, A.BaseCompose):
-        augment = A.Compose([augment])
+    try:
+        if isinstance(augment, A.Compose):
+            augment.strict = True
+        else:
+            augment = A.Compose([augment], strict=True)
+    except ValueError as err:
+        raise ConfigError(f"data.augment: {err} (albumentations {A.__version__})") from None
     augment.set_random_seed(seed)
     return augment
 
