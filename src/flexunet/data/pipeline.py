@@ -40,9 +40,10 @@ def read_image(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, tup
     """(H, W, 3) uint8 RGB image decoded near ``size`` (w, h), and the file's own (w, h).
 
     A JPEG is decoded by libjpeg at the smallest 1/2, 1/4 or 1/8 scale that is still at
-    least ``size`` (``Image.draft``): 3-4x cheaper than a full decode for a 765x574 image at
-    128x128, and the DCT-domain reduction is itself an anti-aliased downscale. Other formats
-    are decoded at full size (palettes expanded, alpha dropped).
+    least ``size`` (``Image.draft``): several times cheaper than a full decode when the model
+    is much smaller than the image (docs/performance.md), and the DCT-domain reduction is
+    itself an anti-aliased downscale. Other formats are decoded at full size (palettes
+    expanded, alpha dropped).
     """
     path = Path(path)
     img = open_header(path, "image")
@@ -89,9 +90,9 @@ def read_pair(
 class DecodedCache:
     """Decoded, resized (image, class mask) pairs by index, up to ``max_bytes`` in all.
 
-    Decoding a 765x574 PH2 JPEG and PNG and resizing them costs ~3 ms of CPU per pair, which
-    on a 2-core machine is taken from the training step itself (docs/performance.md); the
-    arrays of a 128x128 pair take 64 KiB. Pairs that do not fit the budget are not cached.
+    Decoding and resizing a pair takes CPU time that, on a machine with few cores, is taken
+    from the training step itself, while the resized arrays are small (docs/performance.md).
+    Pairs that do not fit the budget are not cached.
     Safe to call from tf.data's parallel map threads; the arrays handed out are read-only.
     A dataset's map function outlives the job that made it (TensorFlow keeps it registered),
     so the owner calls :meth:`clear` when training ends: in-process sweeps would otherwise
@@ -174,7 +175,8 @@ def make_dataset(
     For ``num_classes == 1`` (sigmoid head) the target is the 0/1 lesion map with one channel.
     Elements travel as uint8 (a quarter of the float32 bytes) and are cast and one-hot
     encoded once per batch. ``num_parallel_calls`` and ``prefetch`` (in batches) are fixed,
-    not autotuned: the autotuner stalled for seconds at epoch boundaries on small CPUs.
+    not autotuned: the autotuner stalled at epoch boundaries on small CPUs
+    (docs/performance.md).
     ``cache``: where decoded, resized pairs are kept between epochs (None: decode every time).
     """
     pairs = list(pairs)
