@@ -139,13 +139,30 @@ def test_image_and_mask_of_different_sizes_is_an_error(tmp_path: Path) -> None:
         read_pair(pair, (32, 32), BINARY)
 
 
-def test_misspelled_albumentations_argument_is_a_config_error() -> None:
+@pytest.mark.filterwarnings("ignore::UserWarning")  # albumentations' own, before the error
+@pytest.mark.parametrize(
+    ("transform", "argument"),
+    [("HorizontalFlip", "always_apply"), ("HorizontalFlip", "p_typo"), ("Affine", "alpha_affine")],
+)
+def test_misspelled_albumentations_argument_is_a_config_error(
+    transform: str, argument: str
+) -> None:
     cfg = OmegaConf.create({
         "_target_": "albumentations.Compose",
-        "transforms": [{"_target_": "albumentations.HorizontalFlip", "always_apply": True}],
+        "transforms": [
+            {"_target_": "albumentations.VerticalFlip"},
+            # nested, as a transform added on the command line may be
+            {"_target_": "albumentations.OneOf",
+             "transforms": [{"_target_": f"albumentations.{transform}", argument: 0.5}]},
+        ],
     })
-    with pytest.raises(ConfigError, match="always_apply"):
+    with pytest.raises(ConfigError) as err:
         build_augment(cfg, seed=0)
+    message = str(err.value)
+    assert transform in message and argument in message and "\n" not in message
+    # a single transform, not wrapped in a Compose, is refused the same way
+    with pytest.raises(ConfigError, match=argument):
+        build_augment(cfg.transforms[1].transforms[0], seed=0)
 
 
 def test_shuffling_is_seeded(tmp_path: Path) -> None:

@@ -281,3 +281,36 @@ def test_keras_metric_config_roundtrip_and_typo() -> None:
     assert DiceCoefMulticlass.from_config(DiceCoefMulticlass(smooth=2.0).get_config()).smooth == 2.0
     with pytest.raises(TypeError):
         LesionDice(treshold=0.5)  # type: ignore[call-arg]
+
+
+def test_keras_metrics_load_the_configs_of_earlier_checkpoints() -> None:
+    """The configs a checkpoint saved before these metrics used keras.metrics.MeanMetricWrapper."""
+    dice = LesionDice.from_config({"name": "lesion_dice", "dtype": "float32", "threshold": 0.4})
+    assert dice.threshold == pytest.approx(0.4)
+    assert dice.get_config() == {"name": "lesion_dice", "dtype": "float32", "threshold": 0.4}
+    iou = LesionIoU.from_config({"name": "lesion_iou", "dtype": "float32", "threshold": 0.5})
+    assert iou.get_config() == {"name": "lesion_iou", "dtype": "float32", "threshold": 0.5}
+    old = {"name": "dice_coef_multiclass", "dtype": "float32", "smooth": 2.0}
+    assert DiceCoefMulticlass.from_config(old).get_config() == old
+
+
+def test_keras_lesion_metrics_weigh_images() -> None:
+    rng = np.random.default_rng(7)
+    y_true, y_pred, true_map, pred_map = _random_batch(rng, 2)
+    ref = np.array(_numpy_lesion(pred_map, true_map, "dice"))
+    weights = rng.uniform(size=len(ref)).astype(np.float32)
+    expected = (ref * weights).sum() / weights.sum()
+    per_image, per_pixel = LesionDice(), LesionDice()
+    per_image.update_state(y_true, y_pred, sample_weight=weights)
+    # a per-pixel weight counts as its image's mean
+    pixels = np.broadcast_to(weights[:, None, None], true_map.shape).copy()
+    pixels[:, 0, 0] += 1.0
+    pixels[:, 0, 1] -= 1.0
+    per_pixel.update_state(y_true, y_pred, sample_weight=pixels)
+    assert float(per_image.result()) == pytest.approx(expected, abs=1e-6)
+    assert float(per_pixel.result()) == pytest.approx(expected, abs=1e-6)
+    # DiceCoefMulticlass ignores weights, as the predecessor's metric did
+    plain, weighted = DiceCoefMulticlass(), DiceCoefMulticlass()
+    plain.update_state(y_true, y_pred)
+    weighted.update_state(y_true, y_pred, sample_weight=weights)
+    assert float(weighted.result()) == pytest.approx(float(plain.result()), abs=1e-7)

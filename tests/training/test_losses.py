@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from flexunet.training.losses import CEDiceLoss, SoftDiceLoss
+from flexunet.training.losses import CEDiceLoss, SoftDiceLoss, cross_entropy_per_image
 from flexunet.training.metrics import DiceCoefMulticlass, LesionDice, LesionIoU
 
 
@@ -63,6 +63,40 @@ def test_ce_dice_by_hand() -> None:
     yt = np.ones((1, 1, 1, 1), dtype=np.float32)
     yp = np.full((1, 1, 1, 1), 0.5, dtype=np.float32)
     assert float(CEDiceLoss(dice_weight=0.0)(yt, yp)) == pytest.approx(ce, rel=1e-5)
+
+
+def _clipped_ce_per_image(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """The cross-entropy this project wrote by hand before it used Keras': clipped in float32."""
+    eps = np.float32(1e-7)
+    p = np.clip(y_pred, eps, np.float32(1.0) - eps).astype(np.float64)
+    if p.shape[-1] == 1:
+        pixel = -(y_true * np.log(p) + (1.0 - y_true) * np.log(1.0 - p))[..., 0]
+    else:
+        pixel = -(y_true * np.log(p)).sum(-1)
+    return pixel.reshape(len(pixel), -1).mean(1)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_keras_cross_entropy_matches_the_per_image_formula(channels: int) -> None:
+    rng = np.random.default_rng(channels)
+    true_map = rng.integers(0, max(channels, 2), size=(5, 7, 9))
+    if channels == 1:
+        y_true = true_map[..., None].astype(np.float32)
+        y_pred = rng.uniform(1e-9, 1.0, size=(5, 7, 9, 1)).astype(np.float32)
+    else:
+        y_true = _onehot(true_map, channels)
+        y_pred = rng.dirichlet(np.ones(channels), size=(5, 7, 9)).astype(np.float32)
+    y_pred[0, 0, 0] = 1.0 - y_true[0, 0, 0]  # a confident wrong pixel: clipped, finite
+    expected = _clipped_ce_per_image(y_true, y_pred)
+    per_image = np.asarray(cross_entropy_per_image(y_true, y_pred))
+    assert per_image.shape == (5,)
+    np.testing.assert_allclose(per_image, expected, rtol=1e-6, atol=1e-6)
+    loss = CEDiceLoss(dice_weight=0.0)
+    assert float(loss(y_true, y_pred)) == pytest.approx(expected.mean(), rel=1e-6, abs=1e-6)
+    weights = np.array([1.0, 0.0, 2.0, 0.0, 1.0], dtype=np.float32)  # weighs whole images
+    assert float(loss(y_true, y_pred, sample_weight=weights)) == pytest.approx(
+        (expected * weights).sum() / 5, rel=1e-6, abs=1e-6
+    )
 
 
 def test_confident_wrong_prediction_is_finite() -> None:

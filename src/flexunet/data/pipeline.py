@@ -12,18 +12,16 @@ docs/performance.md for what each step costs.
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import albumentations as A
 import cv2
 import numpy as np
 import tensorflow as tf
-from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, ListConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from flexunet.data.masks import (
     DEFAULT_MAX_PIXELS,
@@ -42,9 +40,10 @@ def read_image(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, tup
     """(H, W, 3) uint8 RGB image decoded near ``size`` (w, h), and the file's own (w, h).
 
     A JPEG is decoded by libjpeg at the smallest 1/2, 1/4 or 1/8 scale that is still at
-    least ``size`` (``Image.draft``): 3-4x cheaper than a full decode for a 765x574 image at
-    128x128, and the DCT-domain reduction is itself an anti-aliased downscale. Other formats
-    are decoded at full size (palettes expanded, alpha dropped).
+    least ``size`` (``Image.draft``): several times cheaper than a full decode when the model
+    is much smaller than the image (docs/performance.md), and the DCT-domain reduction is
+    itself an anti-aliased downscale. Other formats are decoded at full size (palettes
+    expanded, alpha dropped).
     """
     path = Path(path)
     img = open_header(path, "image")
@@ -91,9 +90,9 @@ def read_pair(
 class DecodedCache:
     """Decoded, resized (image, class mask) pairs by index, up to ``max_bytes`` in all.
 
-    Decoding a 765x574 PH2 JPEG and PNG and resizing them costs ~3 ms of CPU per pair, which
-    on a 2-core machine is taken from the training step itself (docs/performance.md); the
-    arrays of a 128x128 pair take 64 KiB. Pairs that do not fit the budget are not cached.
+    Decoding and resizing a pair takes CPU time that, on a machine with few cores, is taken
+    from the training step itself, while the resized arrays are small (docs/performance.md).
+    Pairs that do not fit the budget are not cached.
     Safe to call from tf.data's parallel map threads; the arrays handed out are read-only.
     A dataset's map function outlives the job that made it (TensorFlow keeps it registered),
     so the owner calls :meth:`clear` when training ends: in-process sweeps would otherwise
@@ -134,39 +133,23 @@ class DecodedCache:
             self.bytes = 0
 
 
-def check_transform_args(node: Any, where: str = "data.augment") -> None:
-    """Reject arguments an albumentations transform does not take.
+def build_augment(cfg: DictConfig | None, seed: int) -> A.BaseCompose | None:
+    """Instantiate an albumentations pipeline from config, seeded, in strict mode.
 
     albumentations 2.x only warns about unknown or outdated 1.x arguments (``always_apply``,
-    ``alpha_affine``, ...) and then ignores them; here they are configuration errors.
+    ``alpha_affine``, ...) and then ignores them; a strict ``Compose`` refuses them, for every
+    transform it holds however deeply nested, so here they are configuration errors.
     """
-    if isinstance(node, ListConfig):
-        for i, item in enumerate(node):
-            check_transform_args(item, f"{where}[{i}]")
-    elif isinstance(node, DictConfig):
-        target = node.get("_target_")
-        if isinstance(target, str) and target.startswith("albumentations."):
-            params = inspect.signature(get_class(target).__init__).parameters
-            unknown = [k for k in node if not k.startswith("_") and k not in params]
-            if unknown:
-                allowed = ", ".join(p for p in params if p != "self")
-                raise ConfigError(
-                    f"{where}: {target} has no argument(s) {', '.join(unknown)} "
-                    f"(albumentations {A.__version__} takes: {allowed})"
-                )
-        for key in node:
-            if not str(key).startswith("_"):
-                check_transform_args(node[key], f"{where}.{key}")
-
-
-def build_augment(cfg: DictConfig | None, seed: int) -> A.BaseCompose | None:
-    """Instantiate an albumentations pipeline from config, checked strictly, seeded."""
     if cfg is None or (isinstance(cfg, DictConfig) and len(cfg) == 0):
         return None
-    check_transform_args(cfg)
     augment = instantiate(cfg, _convert_="all")
-    if not isinstance(augment, A.BaseCompose):
-        augment = A.Compose([augment])
+    try:
+        if isinstance(augment, A.Compose):
+            augment.strict = True
+        else:
+            augment = A.Compose([augment], strict=True)
+    except ValueError as err:
+        raise ConfigError(f"data.augment: {err} (albumentations {A.__version__})") from None
     augment.set_random_seed(seed)
     return augment
 
@@ -192,7 +175,8 @@ def make_dataset(
     For ``num_classes == 1`` (sigmoid head) the target is the 0/1 lesion map with one channel.
     Elements travel as uint8 (a quarter of the float32 bytes) and are cast and one-hot
     encoded once per batch. ``num_parallel_calls`` and ``prefetch`` (in batches) are fixed,
-    not autotuned: the autotuner stalled for seconds at epoch boundaries on small CPUs.
+    not autotuned: the autotuner stalled at epoch boundaries on small CPUs
+    (docs/performance.md).
     ``cache``: where decoded, resized pairs are kept between epochs (None: decode every time).
     """
     pairs = list(pairs)

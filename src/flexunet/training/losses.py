@@ -38,14 +38,15 @@ def soft_dice_per_image(
 
 
 def cross_entropy_per_image(y_true: Any, y_pred: Any) -> Any:
-    """Pixel-mean cross-entropy per image, ``(B,)``: categorical, or binary for one channel."""
-    eps = keras.config.epsilon()
-    y_pred = ops.clip(y_pred, eps, 1.0 - eps)
+    """Pixel-mean cross-entropy per image, ``(B,)``: Keras' categorical cross-entropy, or its
+    binary cross-entropy for a single sigmoid channel.
+
+    Keras returns one value per pixel; averaging over the pixels here keeps one value per image.
+    """
     if y_pred.shape[-1] == 1:
-        pixel = -(y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred))
-        pixel = ops.squeeze(pixel, axis=-1)
+        pixel = keras.losses.binary_crossentropy(y_true, y_pred)
     else:
-        pixel = -ops.sum(y_true * ops.log(y_pred), axis=-1)
+        pixel = keras.losses.categorical_crossentropy(y_true, y_pred)
     return ops.mean(pixel, axis=tuple(range(1, len(pixel.shape))))
 
 
@@ -80,8 +81,10 @@ class SoftDiceLoss(keras.losses.Loss):
 class CEDiceLoss(keras.losses.Loss):
     """``ce_weight * cross-entropy + dice_weight * (1 - soft foreground Dice)`` per image.
 
-    Cross-entropy is categorical for softmax outputs and binary for a single sigmoid channel;
-    probabilities are clipped to ``[eps, 1 - eps]`` so a confident wrong pixel stays finite.
+    Cross-entropy is Keras' own (see :func:`cross_entropy_per_image`), categorical for softmax
+    outputs and binary for a single sigmoid channel: computed from the logits when ``y_pred``
+    comes straight from a softmax or sigmoid layer (numerically stable), otherwise from the
+    probabilities clipped to ``[eps, 1 - eps]``, so a confident wrong pixel stays finite.
     """
 
     def __init__(

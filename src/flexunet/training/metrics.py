@@ -32,55 +32,61 @@ def _lesion_masks(y_true: Any, y_pred: Any, threshold: float) -> tuple[Any, Any]
     return true, pred
 
 
-def _per_image_weights(sample_weight: Any, batch: Any) -> Any:
-    """Reduce a per-image or per-pixel sample weight to one weight per image."""
-    if sample_weight is None:
-        return ops.ones((batch,), dtype="float32")
-    w = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
-    if len(w.shape) == 0:
-        return ops.ones((batch,), dtype="float32") * w
-    return ops.mean(ops.reshape(w, (batch, -1)), axis=1)
+def _overlap_counts(y_true: Any, y_pred: Any, threshold: float) -> tuple[Any, Any, Any]:
+    """Per-image lesion true positives, false positives and false negatives, each ``(B,)``."""
+    true, pred = _lesion_masks(ops.convert_to_tensor(y_true), ops.convert_to_tensor(y_pred),
+                               threshold)
+    t = ops.reshape(ops.cast(true, "float32"), (ops.shape(true)[0], -1))
+    p = ops.reshape(ops.cast(pred, "float32"), (ops.shape(pred)[0], -1))
+    return ops.sum(t * p, axis=1), ops.sum((1.0 - t) * p, axis=1), ops.sum(t * (1.0 - p), axis=1)
 
 
-class _LesionOverlap(keras.metrics.Metric):
-    """Mean over images of a hard per-image lesion-vs-background overlap score."""
+def lesion_dice_per_image(y_true: Any, y_pred: Any, threshold: float = 0.5) -> Any:
+    """Hard lesion Dice per image, ``(B,)``; 1 when prediction and truth are both empty."""
+    tp, fp, fn = _overlap_counts(y_true, y_pred, threshold)
+    denom = 2.0 * tp + fp + fn
+    return ops.where(denom > 0, 2.0 * tp / ops.maximum(denom, 1.0), 1.0)
 
-    def __init__(self, name: str | None = None, threshold: float = 0.5, dtype: Any = None) -> None:
-        super().__init__(name=name, dtype=dtype)
+
+def lesion_iou_per_image(y_true: Any, y_pred: Any, threshold: float = 0.5) -> Any:
+    """Hard lesion IoU (Jaccard) per image, ``(B,)``; 1 when both are empty."""
+    tp, fp, fn = _overlap_counts(y_true, y_pred, threshold)
+    denom = tp + fp + fn
+    return ops.where(denom > 0, tp / ops.maximum(denom, 1.0), 1.0)
+
+
+def dice_coef_multiclass_batch(y_true: Any, y_pred: Any, smooth: float = 1.0) -> Any:
+    """The predecessor's soft Dice: per channel over the whole batch, then the channel mean."""
+    yt = ops.cast(ops.convert_to_tensor(y_true), "float32")
+    yp = ops.cast(ops.convert_to_tensor(y_pred), "float32")
+    axes = tuple(range(len(yp.shape) - 1))
+    inter = ops.sum(yt * yp, axis=axes)
+    denom = ops.sum(yt, axis=axes) + ops.sum(yp, axis=axes)
+    return ops.mean((2.0 * inter + smooth) / (denom + smooth))
+
+
+class _PerImageMean(keras.metrics.MeanMetricWrapper):
+    """Keras' running mean of a per-image score; a per-pixel ``sample_weight`` weighs each
+    image by its mean (Keras' ``Mean`` takes weights of the score's shape only)."""
+
+    def __init__(self, fn: Any, name: str, threshold: float, dtype: Any) -> None:
+        super().__init__(fn, name=name, dtype=dtype, threshold=float(threshold))
         self.threshold = float(threshold)
-        self.total = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="count")
-
-    def _score(self, tp: Any, fp: Any, fn: Any) -> Any:
-        raise NotImplementedError
+        self._direction = "up"
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        y_true = ops.convert_to_tensor(y_true)
-        y_pred = ops.convert_to_tensor(y_pred)
-        true, pred = _lesion_masks(y_true, y_pred, self.threshold)
-        t = ops.reshape(ops.cast(true, "float32"), (ops.shape(true)[0], -1))
-        p = ops.reshape(ops.cast(pred, "float32"), (ops.shape(pred)[0], -1))
-        tp = ops.sum(t * p, axis=1)
-        fp = ops.sum((1.0 - t) * p, axis=1)
-        fn = ops.sum(t * (1.0 - p), axis=1)
-        scores = self._score(tp, fp, fn)
-        weights = _per_image_weights(sample_weight, ops.shape(t)[0])
-        self.total.assign_add(ops.sum(scores * weights))
-        self.count.assign_add(ops.sum(weights))
-
-    def result(self) -> Any:
-        return ops.divide_no_nan(self.total, self.count)
-
-    def reset_state(self) -> None:
-        self.total.assign(0.0)
-        self.count.assign(0.0)
+        if sample_weight is not None:
+            w = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
+            if len(w.shape) > 1:
+                sample_weight = ops.mean(ops.reshape(w, (ops.shape(w)[0], -1)), axis=1)
+        super().update_state(y_true, y_pred, sample_weight=sample_weight)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "threshold": self.threshold}
+        return {"name": self.name, "dtype": self.dtype, "threshold": self.threshold}
 
 
 @keras.saving.register_keras_serializable(package="flexunet")
-class LesionDice(_LesionOverlap):
+class LesionDice(_PerImageMean):
     """Hard per-image lesion Dice averaged over the images seen since the last reset.
 
     Lesion = argmax class >= 1 (softmax) or probability > ``threshold`` (sigmoid; the threshold
@@ -90,27 +96,19 @@ class LesionDice(_LesionOverlap):
     def __init__(
         self, name: str = "lesion_dice", threshold: float = 0.5, dtype: Any = None
     ) -> None:
-        super().__init__(name=name, threshold=threshold, dtype=dtype)
-
-    def _score(self, tp: Any, fp: Any, fn: Any) -> Any:
-        denom = 2.0 * tp + fp + fn
-        return ops.where(denom > 0, 2.0 * tp / ops.maximum(denom, 1.0), 1.0)
+        super().__init__(lesion_dice_per_image, name=name, threshold=threshold, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="flexunet")
-class LesionIoU(_LesionOverlap):
+class LesionIoU(_PerImageMean):
     """Hard per-image lesion IoU (Jaccard) averaged over images; conventions as LesionDice."""
 
     def __init__(self, name: str = "lesion_iou", threshold: float = 0.5, dtype: Any = None) -> None:
-        super().__init__(name=name, threshold=threshold, dtype=dtype)
-
-    def _score(self, tp: Any, fp: Any, fn: Any) -> Any:
-        denom = tp + fp + fn
-        return ops.where(denom > 0, tp / ops.maximum(denom, 1.0), 1.0)
+        super().__init__(lesion_iou_per_image, name=name, threshold=threshold, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="flexunet")
-class DiceCoefMulticlass(keras.metrics.Metric):
+class DiceCoefMulticlass(keras.metrics.MeanMetricWrapper):
     """The predecessor's soft all-class Dice (see :func:`dice_coef_multiclass`), batch-mean.
 
     Each batch gives one value; the result is the mean over batches, as the predecessor logged
@@ -121,28 +119,23 @@ class DiceCoefMulticlass(keras.metrics.Metric):
     def __init__(
         self, name: str = "dice_coef_multiclass", smooth: float = 1.0, dtype: Any = None
     ) -> None:
-        super().__init__(name=name, dtype=dtype)
+        super().__init__(dice_coef_multiclass_batch, name=name, dtype=dtype, smooth=float(smooth))
         self.smooth = float(smooth)
-        self.total = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="count")
+        self._direction = "up"
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         del sample_weight  # the predecessor metric never weighted samples
-        yt = ops.cast(ops.convert_to_tensor(y_true), "float32")
-        yp = ops.cast(ops.convert_to_tensor(y_pred), "float32")
-        axes = tuple(range(len(yp.shape) - 1))
-        inter = ops.sum(yt * yp, axis=axes)
-        denom = ops.sum(yt, axis=axes) + ops.sum(yp, axis=axes)
-        value = ops.mean((2.0 * inter + self.smooth) / (denom + self.smooth))
-        self.total.assign_add(value)
-        self.count.assign_add(1.0)
-
-    def result(self) -> Any:
-        return ops.divide_no_nan(self.total, self.count)
-
-    def reset_state(self) -> None:
-        self.total.assign(0.0)
-        self.count.assign(0.0)
+        super().update_state(y_true, y_pred)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "smooth": self.smooth}
+        return {"name": self.name, "dtype": self.dtype, "smooth": self.smooth}
+
+
+__all__ = [
+    "DiceCoefMulticlass",
+    "LesionDice",
+    "LesionIoU",
+    "dice_coef_multiclass_batch",
+    "lesion_dice_per_image",
+    "lesion_iou_per_image",
+]

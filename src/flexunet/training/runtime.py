@@ -18,7 +18,8 @@ ENV_DEFAULTS = {
     "NO_ALBUMENTATIONS_UPDATE": "1",
     # Hide TensorFlow's C++ start-up chatter (CUDA probing on CPU machines, oneDNN notices).
     "TF_CPP_MIN_LOG_LEVEL": "2",
-    # oneDNN kernels: 2-2.5x faster training on x86 CPUs (see docs/performance.md).
+    # oneDNN kernels: much faster training on x86 CPUs, where TensorFlow may leave them off
+    # (docs/performance.md).
     "TF_ENABLE_ONEDNN_OPTS": "1",
 }
 

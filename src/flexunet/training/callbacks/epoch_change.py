@@ -50,7 +50,7 @@ class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.images is None or (epoch + 1) % self.every_n_epochs:
             return
-        # one batch: predict_on_batch skips predict()'s per-call set-up (~0.13 s per epoch)
+        # one batch: predict_on_batch skips predict()'s per-call set-up (docs/performance.md)
         probs = np.asarray(self.model.predict_on_batch(self.images))
         pred = (probs[..., 0] > 0.5).astype(np.uint8) if probs.shape[-1] == 1 else probs.argmax(-1)
         colors = class_colors(max(2, probs.shape[-1]))

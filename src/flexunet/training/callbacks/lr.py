@@ -14,9 +14,9 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     """Keras' ReduceLROnPlateau without ``**kwargs``.
 
     Keras' version accepts and ignores unknown keyword arguments, so a misspelled
-    ``patience`` silently falls back to the default (the predecessor's LR reducer never ran
-    for that reason). Here a misspelled argument is a TypeError. The current learning rate is
-    added to the epoch logs, so CSV and TensorBoard record it.
+    ``patience`` silently falls back to the default and the reducer may never act (see
+    docs/performance.md). Here a misspelled argument is a TypeError. The current learning
+    rate is added to the epoch logs, so CSV and TensorBoard record it.
     """
 
     def __init__(
