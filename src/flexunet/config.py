@@ -19,6 +19,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from flexunet.data.masks import DEFAULT_MAX_PIXELS
 from flexunet.errors import ConfigError
 from flexunet.inference.options import PredictOptions
 
@@ -57,6 +58,8 @@ class DataConfig:
     cache_mb: float = at_least(0, 256)
     check: bool = True  # validate every file before training starts
     limit: int | None = at_least(1, None)  # at most this many pairs per split (quick tests)
+    # larger images and masks (width * height) are refused as possible decompression bombs
+    max_pixels: int = at_least(1, DEFAULT_MAX_PIXELS)
 
 
 @dataclass

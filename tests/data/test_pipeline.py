@@ -228,3 +228,24 @@ def test_cached_epochs_match_decoding_each_time(tmp_path: Path, augment_name: st
     for (x_c, y_c), (x_u, y_u) in zip(cached, uncached, strict=True):
         np.testing.assert_array_equal(x_c, x_u)
         np.testing.assert_array_equal(y_c, y_u)
+
+
+def test_exif_rotated_jpeg_is_read_upright_with_its_mask(tmp_path: Path) -> None:
+    """Orientation 6 (turned clockwise): training sees the image as a viewer shows it, at the
+    mask's size, also through the reduced-size JPEG decode."""
+    stored = np.zeros((64, 128, 3), np.uint8)
+    stored[:, :64] = (255, 0, 0)  # stored left half red: on top once upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    mask = np.zeros((128, 64), np.uint8)
+    mask[:64] = 255  # the lesion is the red (upper) half
+    Image.fromarray(mask).save(tmp_path / "turned_mask.png")
+    image, size = read_image(tmp_path / "turned.jpg", (16, 32))
+    assert size == (64, 128) and image.shape[0] > image.shape[1]
+    image, classes = read_pair(
+        Pair("turned", tmp_path / "turned.jpg", tmp_path / "turned_mask.png"), (16, 32), BINARY
+    )
+    assert image.shape == (32, 16, 3) and classes.shape == (32, 16)
+    red = image[..., 0] > 128
+    assert (red == (classes == 1)).mean() > 0.95

@@ -186,6 +186,7 @@ def test_decompression_bomb_refused_without_decoding(
     problems = check_pairs(_pairs(root), BINARY)
     problem = next(p for p in problems if p.path.parent.name == "images")
     assert "huge.png" in problem.problem and "decompression bomb" in problem.problem
+    assert "raise data.max_pixels (infer.max_pixels for flexunet-infer)" in problem.problem
     with pytest.raises(DataError, match="huge.png.*decompression bomb"):
         load_image_rgb(root / "images" / "huge.png")
 
@@ -242,3 +243,50 @@ def test_format_and_raise_cap_at_twenty() -> None:
     assert "25 problem(s)" in message and "5 more" in message
     assert "img19.jpg" in message and "img20.jpg" not in message
     assert format_problems([]) == "no problems found"
+
+
+def _exif_jpeg(path: Path, width: int, height: int, orientation: int) -> None:
+    """A JPEG stored ``width x height`` (left half red, right half blue) with an EXIF
+    Orientation tag."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:, : width // 2] = (255, 0, 0)
+    pixels[:, width // 2 :] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+
+
+def test_exif_orientation_is_applied_to_images_and_sizes(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    _exif_jpeg(tmp_path / "images" / "turned.jpg", 40, 20, orientation=6)  # shows 20x40
+    Image.fromarray(np.zeros((40, 20), np.uint8)).save(tmp_path / "masks" / "turned.png")
+    assert check_pairs(_pairs(tmp_path), BINARY) == []
+    image = load_image_rgb(tmp_path / "images" / "turned.jpg")
+    assert image.shape == (40, 20, 3)
+    # orientation 6: turned clockwise, so the stored left half (red) is on top
+    assert image[5, 10, 0] > 200 and image[-5, 10, 2] > 200
+    Image.fromarray(np.zeros((20, 40), np.uint8)).save(tmp_path / "masks" / "turned.png")
+    (problem,) = check_pairs(_pairs(tmp_path), BINARY)
+    assert "mask is 40x20 but its image turned.jpg is 20x40" in problem.problem
+
+
+def test_exif_orientation_of_a_mask_is_applied_too(tmp_path: Path) -> None:
+    mask = np.zeros((20, 40), np.uint8)
+    mask[:, :20] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 8  # shows 20 wide, 40 high
+    Image.fromarray(mask).save(tmp_path / "mask.png", exif=exif)
+    from flexunet.data.masks import decode_mask
+
+    assert decode_mask(tmp_path / "mask.png", BINARY).shape == (40, 20)
+
+
+def test_folders_and_link_loops_are_problems_not_crashes(tmp_path: Path) -> None:
+    (tmp_path / "dir.jpg").mkdir()
+    (tmp_path / "a.jpg").symlink_to(tmp_path / "b.jpg")
+    (tmp_path / "b.jpg").symlink_to(tmp_path / "a.jpg")
+    with pytest.raises(DataError, match="dir.jpg: image is a folder"):
+        load_image_rgb(tmp_path / "dir.jpg")
+    with pytest.raises(DataError, match="a.jpg: cannot open image .*symbolic links"):
+        load_image_rgb(tmp_path / "a.jpg")

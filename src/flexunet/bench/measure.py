@@ -129,7 +129,10 @@ def bench_pairs(cfg: DictConfig) -> tuple[list[Pair], str]:
         source = SyntheticSource(Path(cfg.paths.data_dir) / "synthetic", count=32)
         pairs = split_pairs(source, "all", cfg.data.limit)
     if cfg.data.check:
-        problems = check_pairs(pairs, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance)
+        problems = check_pairs(
+            pairs, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance,
+            max_pixels=cfg.data.max_pixels,
+        )
         raise_if_problems(problems, "data check before benchmarking")
     return pairs, f"{len(pairs)} pairs from {source.root}"
 

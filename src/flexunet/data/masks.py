@@ -2,14 +2,16 @@
 
 Pure numpy + Pillow (no TensorFlow), so it is usable from data checks and tests.
 
-A mask is read at its original size as an (H, W, 3) uint8 RGB array (:func:`load_mask_rgb`:
-palettes expanded, greyscale and 1-bit masks replicated to three channels, alpha dropped,
-16-bit masks scaled to 8 bit), then every colour is mapped to a class index with an
-``rgb_map`` (:func:`decode_mask`). The class-index map is what gets resized (NEAREST) later.
+A mask is read at its original size, upright (EXIF orientation applied, as for images), as
+an (H, W, 3) uint8 RGB array (:func:`load_mask_rgb`: palettes expanded, greyscale and 1-bit
+masks replicated to three channels, alpha dropped, 16-bit masks scaled to 8 bit), then every
+colour is mapped to a class index with an ``rgb_map`` (:func:`decode_mask`). The class-index
+map is what gets resized (NEAREST) later.
 """
 
 from __future__ import annotations
 
+import stat
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
@@ -17,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from flexunet.errors import ConfigError, DataError
 
@@ -33,7 +35,9 @@ __all__ = [
     "open_header",
     "parse_rgb_map",
     "read_rgb",
+    "turns_sideways",
     "unmapped_colors",
+    "upright",
 ]
 
 Color = tuple[int, int, int]
@@ -41,6 +45,10 @@ Color = tuple[int, int, int]
 #: Largest image (width * height) that is decoded; larger files are refused as possible
 #: decompression bombs without being decoded.
 DEFAULT_MAX_PIXELS = 64_000_000
+#: The config keys that set that limit, named in the message that refuses a file.
+MAX_PIXELS_KEYS = "data.max_pixels (infer.max_pixels for flexunet-infer)"
+#: EXIF orientations that turn the image by 90 degrees (width and height swap).
+_SIDEWAYS = frozenset({5, 6, 7, 8})
 
 _TOLERANCE_HINT = (
     "if the mask was saved lossily (JPEG, resized with interpolation) set `mask.tolerance` "
@@ -156,8 +164,23 @@ def _bomb_message(
     return (
         f"{path}: {kind} {dims}, over the limit of {max_pixels:,} pixels; refused as a "
         f"possible decompression bomb without decoding it. Downscale the file, or raise "
-        f"`max_pixels` if it is genuine"
+        f"{MAX_PIXELS_KEYS} if it is genuine"
     )
+
+
+def _require_regular(path: Path, kind: str) -> None:
+    """Raise :class:`DataError` unless ``path`` is a regular file (or a link to one): a
+    folder named ``x.jpg``, a link loop or a FIFO would otherwise fail obscurely or hang."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError(f"{path}: {kind} file does not exist") from None
+    except OSError as exc:  # a symbolic link loop, a permission problem, ...
+        raise DataError(f"{path}: cannot open {kind} ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{path}: {kind} is a folder, not an image file")
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path}: {kind} is not a regular file (a device, pipe or socket)")
 
 
 def open_header(
@@ -168,11 +191,17 @@ def open_header(
     Raises :class:`DataError` naming the file when it is missing, not an image, or larger
     than ``max_pixels`` (or Pillow's own ``MAX_IMAGE_PIXELS``): a possible decompression
     bomb is refused before any pixel is decoded. The caller closes the returned image.
+    ``img.size`` is the stored size; see :func:`turns_sideways` for the size a viewer shows.
     """
     path = Path(path)
+    _require_regular(path, kind)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns above its own MAX_IMAGE_PIXELS: a refusal unless max_pixels was
+            # raised above it (Pillow still refuses twice its limit, whatever max_pixels says)
+            pillow_limit = Image.MAX_IMAGE_PIXELS or max_pixels
+            action = "ignore" if max_pixels > pillow_limit else "error"
+            warnings.simplefilter(action, Image.DecompressionBombWarning)
             img = Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(_bomb_message(path, kind, None, max_pixels, str(exc))) from None
@@ -215,6 +244,22 @@ def load_strict(
         ) from None
 
 
+def turns_sideways(img: Image.Image) -> bool:
+    """Whether the EXIF orientation of ``img`` turns it by 90 degrees, so that it shows
+    ``height x width`` upright (reading a PNG's EXIF decodes the PNG: call it after
+    :func:`load_strict` for other formats than JPEG)."""
+    return img.getexif().get(ExifTags.Base.Orientation, 1) in _SIDEWAYS
+
+
+def upright(img: Image.Image, path: str | Path, kind: str = "image") -> None:
+    """Turn a decoded image in place as its EXIF orientation says, so its pixels are in the
+    order a viewer shows them (no-op without an orientation tag)."""
+    try:
+        ImageOps.exif_transpose(img, in_place=True)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: cannot apply the EXIF orientation of {kind} ({exc})") from None
+
+
 def open_checked(
     path: str | Path, kind: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Image.Image:
@@ -222,11 +267,13 @@ def open_checked(
 
     The header is read first: a file over ``max_pixels`` (or over Pillow's own limit) is
     refused without decoding it. Truncated files raise (``LOAD_TRUNCATED_IMAGES`` is
-    forced off while decoding). Only the first frame of multi-frame files is used.
+    forced off while decoding). Only the first frame of multi-frame files is used. The
+    image is turned upright by its EXIF orientation (:func:`upright`).
     """
     img = open_header(path, kind, max_pixels)
     try:
         load_strict(img, path, kind, max_pixels)
+        upright(img, path, kind)
     except BaseException:
         img.close()
         raise

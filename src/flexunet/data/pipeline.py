@@ -29,6 +29,8 @@ from flexunet.data.masks import (
     decode_mask_array,
     load_strict,
     open_header,
+    turns_sideways,
+    upright,
 )
 from flexunet.data.pairing import Pair
 from flexunet.data.resize import resize_image
@@ -36,8 +38,11 @@ from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
 
 
-def read_image(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
-    """(H, W, 3) uint8 RGB image decoded near ``size`` (w, h), and the file's own (w, h).
+def read_image(
+    path: str | Path, size: tuple[int, int], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """(H, W, 3) uint8 RGB image decoded near ``size`` (w, h), and the file's own (w, h),
+    both upright (the EXIF orientation applied, as a viewer shows the image).
 
     A JPEG is decoded by libjpeg at the smallest 1/2, 1/4 or 1/8 scale that is still at
     least ``size`` (``Image.draft``): several times cheaper than a full decode when the model
@@ -46,15 +51,18 @@ def read_image(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, tup
     expanded, alpha dropped).
     """
     path = Path(path)
-    img = open_header(path, "image")
+    img = open_header(path, "image", max_pixels)
     try:
-        full_size = img.size
         if img.format != "JPEG":
-            return load_image_rgb(path), full_size
-        img.draft("RGB", tuple(size))
-        load_strict(img, path, "image")
+            image = load_image_rgb(path, max_pixels)
+            return image, (image.shape[1], image.shape[0])
+        width, height = img.size
+        sideways = turns_sideways(img)  # a JPEG's EXIF is in its header
+        img.draft("RGB", (size[1], size[0]) if sideways else tuple(size))
+        load_strict(img, path, "image", max_pixels)
+        upright(img, path)
         rgb = img if img.mode == "RGB" else img.convert("RGB")
-        return np.asarray(rgb, dtype=np.uint8), full_size
+        return np.asarray(rgb, dtype=np.uint8), (height, width) if sideways else (width, height)
     finally:
         img.close()
 
@@ -64,16 +72,18 @@ def read_pair(
     size: tuple[int, int],
     rgb_map: Mapping[tuple[int, int, int], int],
     tolerance: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Image (H, W, 3) uint8 and class-index mask (H, W) uint8, both resized to ``size`` (w, h).
+    """Image (H, W, 3) uint8 and class-index mask (H, W) uint8, both upright (EXIF
+    orientation) and resized to ``size`` (w, h); files over ``max_pixels`` are refused.
 
     The mask's colours are sampled with NEAREST (never interpolated) before they are mapped
     to classes: mapping is per pixel, so this equals mapping at the original size and then
     resizing the class map with NEAREST, at a fraction of the cost. Colours of pixels that
     the resize does not sample are checked by the data check before training.
     """
-    image, image_size = read_image(pair.image, size)
-    plane = _read_plane(Path(pair.mask), "mask", DEFAULT_MAX_PIXELS)
+    image, image_size = read_image(pair.image, size, max_pixels)
+    plane = _read_plane(Path(pair.mask), "mask", max_pixels)
     mask_size = (plane.shape[1], plane.shape[0])
     if image_size != mask_size:
         raise DataError(
@@ -169,6 +179,7 @@ def make_dataset(
     num_parallel_calls: int = 2,
     prefetch: int = 2,
     cache: DecodedCache | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tf.data.Dataset:
     """A batched dataset of (float32 image 0-255, one-hot mask) for ``model.fit``.
 
@@ -178,13 +189,14 @@ def make_dataset(
     not autotuned: the autotuner stalled at epoch boundaries on small CPUs
     (docs/performance.md).
     ``cache``: where decoded, resized pairs are kept between epochs (None: decode every time).
+    ``max_pixels``: larger files are refused as possible decompression bombs.
     """
     pairs = list(pairs)
     width, height = size
     cache = cache if cache is not None else DecodedCache(0)
 
     def read(index: int) -> tuple[np.ndarray, np.ndarray]:
-        return read_pair(pairs[index], size, rgb_map, tolerance)
+        return read_pair(pairs[index], size, rgb_map, tolerance, max_pixels)
 
     def load(index: np.int64) -> tuple[np.ndarray, np.ndarray]:
         image, mask = cache.get(int(index), read)

@@ -21,6 +21,7 @@ from flexunet.data.masks import (
     load_strict,
     open_header,
     read_rgb,
+    turns_sideways,
     unmapped_colors,
 )
 from flexunet.data.pairing import Pair
@@ -56,7 +57,8 @@ def _short(exc: DataError, path: Path) -> str:
 def _check_image(
     path: Path, min_size: tuple[int, int] | None, max_pixels: int
 ) -> tuple[tuple[int, int] | None, list[Problem]]:
-    """Header, size limits and a (reduced-resolution for JPEG) decode of one image."""
+    """Header, size limits and a (reduced-resolution for JPEG) decode of one image; its size
+    is the upright one (EXIF orientation), the size its mask must have."""
     try:
         img = open_header(path, "image", max_pixels)
     except DataError as exc:
@@ -64,24 +66,27 @@ def _check_image(
     problems: list[Problem] = []
     try:
         size = img.size
-        if min_size is not None:
-            min_w, min_h = min_size
-            if size[0] < min_w or size[1] < min_h:
-                problems.append(
-                    Problem(
-                        path,
-                        f"{path.name}: image is {size[0]}x{size[1]}, smaller than "
-                        f"min_size {min_w}x{min_h} (width x height); remove the pair or "
-                        f"lower `min_size`",
-                    )
-                )
         if img.format == "JPEG":
             # decode at 1/8 scale: still reads the whole stream, so truncation is caught
             img.draft(img.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
         try:
             load_strict(img, path, "image", max_pixels)
+            if turns_sideways(img):
+                size = (size[1], size[0])
         except DataError as exc:
             problems.append(Problem(path, _short(exc, path)))
+        if min_size is not None:
+            min_w, min_h = min_size
+            if size[0] < min_w or size[1] < min_h:
+                problems.insert(
+                    0,
+                    Problem(
+                        path,
+                        f"{path.name}: image is {size[0]}x{size[1]}, smaller than "
+                        f"min_size {min_w}x{min_h} (width x height); remove the pair or "
+                        f"lower `min_size`",
+                    ),
+                )
     finally:
         img.close()
     return size, problems
@@ -153,7 +158,9 @@ def check_pairs(
     Reported: unreadable, corrupt or truncated images and masks; images and masks of
     different sizes; mask colours not in ``rgb_map`` (beyond ``tolerance``); images smaller
     than ``min_size`` (width, height); images or masks over ``max_pixels``, which are
-    refused as possible decompression bombs without being decoded. Files are only read.
+    refused as possible decompression bombs without being decoded; files that are not
+    regular files (a folder named like an image, a link loop). Sizes are compared upright:
+    the EXIF orientation of images and masks is applied. Files are only read.
     """
     cmap = _as_color_map(rgb_map)
     tolerance = _check_tolerance(tolerance)
@@ -196,7 +203,8 @@ def raise_if_problems(problems: Sequence[Problem], context: str) -> None:
 
 
 def load_image_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image as an (H, W, 3) uint8 RGB array (palettes expanded, alpha dropped).
+    """Read an image as an (H, W, 3) uint8 RGB array, upright (EXIF orientation applied),
+    palettes expanded, alpha dropped, greyscale replicated, 16 bit scaled to 8 bit.
 
     Raises :class:`DataError` naming the file when it is unreadable, truncated, or larger
     than ``max_pixels`` (refused as a possible decompression bomb without decoding it).

@@ -43,7 +43,9 @@ def check_data(cfg: DictConfig, pairs: dict[str, list[Pair]]) -> None:
     rgb_map = parse_rgb_map(cfg.mask.rgb_map)
     problems = []
     for split_pairs_ in pairs.values():
-        problems += check_pairs(split_pairs_, rgb_map, tolerance=cfg.mask.tolerance)
+        problems += check_pairs(
+            split_pairs_, rgb_map, tolerance=cfg.mask.tolerance, max_pixels=cfg.data.max_pixels
+        )
     raise_if_problems(problems, "data check before training")
 
 
@@ -58,7 +60,7 @@ def build_dataset(
         augment=build_augment(cfg.data.augment, cfg.seed) if train else None,
         shuffle=train, seed=cfg.seed, repeat=repeat,
         num_parallel_calls=cfg.data.num_parallel_calls, prefetch=cfg.data.prefetch,
-        cache=cache,
+        cache=cache, max_pixels=cfg.data.max_pixels,
     )
 
 
