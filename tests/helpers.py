@@ -6,8 +6,10 @@ global state and TensorFlow's once-per-process settings)."""
 from __future__ import annotations
 
 import csv
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,3 +113,19 @@ def sweep_dirs(cwd: Path) -> list[Path]:
     """The sweep directories a ``-m`` run from ``cwd`` created, oldest first (where the README
     says they go: ``outputs/train/multiruns/DATE``)."""
     return sorted((cwd / "outputs" / "train" / "multiruns").iterdir())
+
+
+def png_bomb(path: Path, width: int, height: int) -> None:
+    """A valid 1-bit PNG of width x height zeros: tiny on disk, huge once decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    row = bytes(1 + (width + 7) // 8)
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )

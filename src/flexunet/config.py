@@ -145,9 +145,13 @@ class EvaluateJobConfig:
 
 @dataclass
 class InferConfig(PredictOptions):
-    images_dir: str = MISSING
+    input: str | None = None  # an image file, a folder (its images) or a glob pattern
+    images_dir: str | None = None  # the former name of `input` (kept as an alias)
     output_dir: str = "${paths.run_dir}/predictions"
     overwrite: bool = False  # write into a non-empty output_dir (same names are replaced)
+    resume: bool = False  # continue into output_dir: images whose mask exists are skipped
+    on_error: str = "skip"  # skip: list a bad image in infer_errors.csv, go on; stop: stop
+    max_pixels: int = at_least(1, DEFAULT_MAX_PIXELS)  # larger images are refused (bombs)
     overlay: bool = False  # also write the image with the lesion contour
     probabilities: bool = False  # also write the foreground probability (8-bit PNG)
 

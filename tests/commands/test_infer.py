@@ -1,7 +1,9 @@
-"""flexunet-infer: masks at the original size as palette PNGs, overlays, probabilities, safety."""
+"""flexunet-infer: masks at the original size as palette PNGs, overlays, probabilities, safety;
+inputs (file, folder, glob), bad inputs (docs/inputs.md), EXIF orientation, resume."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from PIL import Image
 from flexunet.commands.infer import infer
 from flexunet.errors import ConfigError, DataError
 from flexunet.models import build_flexunet
-from tests.helpers import SHARED_DATA, fake_run
+from tests.helpers import SHARED_DATA, fake_run, png_bomb
 
 HAM_IMAGE = SHARED_DATA / "ham10000-mini" / "images" / "ISIC_0024340.jpg"  # 600x450
 PH2_IMAGE = SHARED_DATA / "ph2" / "images" / "IMD003.jpg"  # 765x574
@@ -46,7 +48,7 @@ def test_masks_keep_the_original_size_and_the_rgb_map_palette(
     out = tmp_path / "out"
     _infer(
         compose,
-        [f"ckpt_path={run_dir}", f"infer.images_dir={images_dir}", f"infer.output_dir={out}",
+        [f"ckpt_path={run_dir}", f"infer.input={images_dir}", f"infer.output_dir={out}",
          "infer.overlay=true", "infer.probabilities=true"],
         tmp_path,
     )
@@ -70,7 +72,7 @@ def test_default_output_is_inside_the_run_dir_with_every_option(
     (images_dir / PH2_IMAGE.name).unlink()
     result = _infer(
         compose,
-        [f"ckpt_path={run_dir / 'checkpoints' / 'best.keras'}", f"infer.images_dir={images_dir}",
+        [f"ckpt_path={run_dir / 'checkpoints' / 'best.keras'}", f"infer.input={images_dir}",
          "infer.tta=flips", "infer.postprocess=largest_component", "infer.tiled=true",
          "infer.tile_scale=0.25"],
         tmp_path,
@@ -104,4 +106,146 @@ def test_folder_without_images_is_an_error_naming_it(
     empty.mkdir()
     (empty / "notes.txt").write_text("no images here")
     with pytest.raises(DataError, match=f"{empty}: no images"):
-        _infer(compose, [f"ckpt_path={run_dir}", f"infer.images_dir={empty}"], tmp_path)
+        _infer(compose, [f"ckpt_path={run_dir}", f"infer.input={empty}"], tmp_path)
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+#: what docs/inputs.md promises for each case: None = predicted, else part of the reason
+CASES = {
+    "good.jpg": None,
+    "deep.png": None,  # 16-bit greyscale
+    "rgba.png": None,
+    "grey.jpg": None,
+    "turned.jpg": None,  # EXIF orientation 6
+    "läsion 1.jpg": None,
+    "truncated.jpg": "truncated",
+    "empty.png": "not a readable image",
+    "huge.png": "decompression bomb",
+    "dir.jpg": "is a folder",
+    "a.jpg": "symbolic links",
+    "b.jpg": "symbolic links",
+}
+
+
+def _rgb(height: int = 32, width: int = 48) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture()
+def bad_inputs(tmp_path: Path) -> Path:
+    """A folder holding one file of each case of docs/inputs.md's table."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    Image.fromarray(_rgb()).save(folder / "good.jpg")
+    Image.fromarray((np.arange(48 * 32).reshape(32, 48) * 40).astype(np.uint16)).save(
+        folder / "deep.png"
+    )
+    Image.fromarray(np.dstack([_rgb(), np.full((32, 48), 128, np.uint8)])).save(
+        folder / "rgba.png"
+    )
+    Image.fromarray(_rgb()[..., 0]).save(folder / "grey.jpg")
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = (255, 0, 0)  # stored left half red: on top once turned upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(folder / "turned.jpg", exif=exif, quality=95)
+    Image.fromarray(_rgb()).save(folder / "läsion 1.jpg")
+    whole = (folder / "good.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (folder / "empty.png").write_bytes(b"")
+    png_bomb(folder / "huge.png", 30000, 30000)
+    (folder / "dir.jpg").mkdir()
+    (folder / "a.jpg").symlink_to(folder / "b.jpg")
+    (folder / "b.jpg").symlink_to(folder / "a.jpg")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(CASES)
+    return folder
+
+
+def _errors(out: Path) -> dict[str, str]:
+    with (out / "infer_errors.csv").open(newline="") as f:
+        return {Path(row["path"]).name: row["error"] for row in csv.DictReader(f)}
+
+
+def test_bad_images_are_listed_and_the_others_predicted(
+    compose, run_dir: Path, bad_inputs: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=r"^6 of 12 images skipped; see .*infer_errors.csv$"):
+        _infer(compose, [f"ckpt_path={run_dir}", f"infer.input={bad_inputs}",
+                         f"infer.output_dir={out}", "infer.overlay=true"], tmp_path)
+    errors = _errors(out)
+    for name, reason in CASES.items():
+        stem = Path(name).stem
+        if reason is None:
+            assert (out / "masks" / f"{stem}.png").is_file(), name
+            assert name not in errors
+        else:
+            assert reason in errors[name], (name, errors[name])
+            assert not (out / "masks" / f"{stem}.png").exists()
+    assert "infer.max_pixels" in errors["huge.png"]
+    # EXIF: mask and overlay are upright (as a viewer shows the photo), not in stored order
+    with Image.open(out / "masks" / "turned.png") as mask:
+        assert mask.size == (20, 40)
+    overlay = np.asarray(Image.open(out / "overlays" / "turned.png"))
+    assert overlay.shape == (40, 20, 3)
+    assert overlay[10, 10, 0] > 200 > overlay[30, 10, 0]  # red on top
+    for name in ("deep", "rgba", "grey", "läsion 1"):
+        with Image.open(out / "overlays" / f"{name}.png") as image:
+            assert (image.mode, image.size) == ("RGB", (48, 32)), name
+
+
+def test_stop_glob_resume_and_single_file(
+    compose, run_dir: Path, bad_inputs: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    pattern = f"infer.input='{bad_inputs}/*d.jpg'"  # good, truncated, turned
+    base = [f"ckpt_path={run_dir}", f"infer.output_dir={out}"]
+    with pytest.raises(DataError, match="truncated.jpg: image is truncated"):
+        _infer(compose, [*base, pattern, "infer.on_error=stop"], tmp_path)
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["good.png"]  # kept
+    assert not (out / "infer_errors.csv").exists()
+    with pytest.raises(ConfigError, match="infer.resume=true to continue"):
+        _infer(compose, [*base, pattern], tmp_path)
+    with pytest.raises(ConfigError, match="choose one"):
+        _infer(compose, [*base, pattern, "infer.resume=true", "infer.overwrite=true"], tmp_path)
+    done = (out / "masks" / "good.png").stat().st_mtime_ns
+    with pytest.raises(DataError, match="1 of 3 images skipped"):
+        _infer(compose, [*base, pattern, "infer.resume=true"], tmp_path)
+    assert (out / "masks" / "good.png").stat().st_mtime_ns == done  # not predicted again
+    assert (out / "masks" / "turned.png").is_file()
+    assert list(_errors(out)) == ["truncated.jpg"]
+    # a single file, also one whose name has a space and a non-ASCII letter; the former key
+    result = _infer(compose, [*base, f"infer.input='{bad_inputs}/läsion 1.jpg'",
+                              "infer.resume=true"], tmp_path)
+    assert result["count"] == 1 and (out / "masks" / "läsion 1.png").is_file()
+    assert _errors(out) == {}  # the resumed run's list replaces the old one
+    result = _infer(compose, [*base, f"infer.images_dir={bad_inputs}/good.jpg",
+                              "infer.resume=true"], tmp_path)
+    assert result == {"output_dir": str(out), "count": 0, "resumed": 1}
+
+
+def test_input_options_are_checked(
+    compose, run_dir: Path, bad_inputs: Path, tmp_path: Path
+) -> None:
+    base = [f"ckpt_path={run_dir}"]
+    with pytest.raises(ConfigError, match="infer.input is required"):
+        _infer(compose, base, tmp_path)
+    with pytest.raises(ConfigError, match="give infer.input only"):
+        _infer(compose, [*base, f"infer.input={bad_inputs}", "infer.images_dir=x"], tmp_path)
+    with pytest.raises(ConfigError, match="infer.on_error='ignore'"):
+        _infer(compose, [*base, f"infer.input={bad_inputs}", "infer.on_error=ignore"], tmp_path)
+    with pytest.raises(DataError, match="no such file or folder"):
+        _infer(compose, [*base, f"infer.input={bad_inputs}/nothing"], tmp_path)
+    with pytest.raises(DataError, match="matches no image"):
+        _infer(compose, [*base, f"infer.input='{bad_inputs}/x*.jpg'"], tmp_path)
+    twins = tmp_path / "twins"
+    twins.mkdir()
+    for name in ("same.jpg", "same.png"):
+        Image.fromarray(_rgb()).save(twins / name)
+    with pytest.raises(DataError, match="share the stem 'same'"):
+        _infer(compose, [*base, f"infer.input={twins}"], tmp_path)
+    with pytest.raises(DataError, match=r"^1 of 1 images skipped"):
+        _infer(compose, [*base, f"infer.input={bad_inputs}/good.jpg", "infer.max_pixels=100"],
+               tmp_path)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,7 @@ from flexunet.data.validate import (
     raise_if_problems,
 )
 from flexunet.errors import DataError
-from tests.helpers import SHARED_DATA
+from tests.helpers import SHARED_DATA, png_bomb
 
 DATA = SHARED_DATA
 BINARY = {"0": 0, "255": 1}
@@ -47,22 +45,6 @@ def ham(tmp_path: Path) -> Path:
 def _only(problems: list[Problem]) -> Problem:
     assert len(problems) == 1, format_problems(problems)
     return problems[0]
-
-
-def _png_bomb(path: Path, width: int, height: int) -> None:
-    """A valid 1-bit PNG of width x height zeros: tiny on disk, huge once decoded."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    row = bytes(1 + (width + 7) // 8)
-    packer = zlib.compressobj(9)
-    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-    )
 
 
 # --------------------------------------------------------------------------- clean data
@@ -172,7 +154,7 @@ def test_decompression_bomb_refused_without_decoding(
     root = tmp_path / "bomb"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
-    _png_bomb(root / "images" / "huge.png", 20000, 20000)  # 400 Mpx, ~50 kB on disk
+    png_bomb(root / "images" / "huge.png", 20000, 20000)  # 400 Mpx, ~50 kB on disk
     assert (root / "images" / "huge.png").stat().st_size < 200_000
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "masks" / "huge.png")
 

@@ -49,9 +49,11 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
             f"mask.rgb_map has class {max(rgb_map.values())} but the model predicts "
             f"{scorer.num_classes} classes; use the mask config the model was trained with"
         )
-    predictions = predict_images(predictor, [p.image for p in pairs], "evaluate")
+    predictions = predict_images(
+        predictor, [p.image for p in pairs], "evaluate", max_pixels=cfg.data.max_pixels
+    )
     for pair, pred in zip(pairs, predictions, strict=True):
-        true = decode_mask(pair.mask, rgb_map, cfg.mask.tolerance)
+        true = decode_mask(pair.mask, rgb_map, cfg.mask.tolerance, cfg.data.max_pixels)
         if pred.image.shape[:2] != true.shape:
             raise DataError(
                 f"{pair.mask}: mask is {true.shape[1]}x{true.shape[0]} but image {pair.image} "

@@ -57,7 +57,9 @@ def make_figure(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
     pairs = figure_pairs(cfg)
     rgb_map = parse_rgb_map(cfg.mask.rgb_map)
     grid = FigureGrid(predictor.num_classes, cfg.figure.cell_width)
-    predictions = predict_images(predictor, [p.image for p in pairs], "figure")
+    predictions = predict_images(
+        predictor, [p.image for p in pairs], "figure", max_pixels=cfg.data.max_pixels
+    )
     for pair, prediction in zip(pairs, predictions, strict=True):
         grid.add(pair.stem, prediction, decode_mask(pair.mask, rgb_map, cfg.mask.tolerance))
     picture = grid.image()

@@ -17,7 +17,7 @@ of probability vectors is a class the model gave nearby).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from flexunet.data.masks import DEFAULT_MAX_PIXELS
 from flexunet.data.resize import resize_image, resize_probabilities
 from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
@@ -280,13 +281,28 @@ class Prediction:
 
 
 def predict_images(
-    predictor: Predictor, paths: Sequence[Path], desc: str = "predict"
+    predictor: Predictor,
+    paths: Sequence[Path],
+    desc: str = "predict",
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_error: Callable[[Path, DataError], None] | None = None,
 ) -> Iterator[Prediction]:
     """Read and predict each image of ``paths`` in order: the loop every command uses.
 
-    A progress bar (stderr) is shown from :data:`PROGRESS_MIN_IMAGES` images on.
+    An image that cannot be read (unreadable, truncated, not a regular file, over
+    ``max_pixels``, ...) raises its :class:`DataError`, unless ``on_error`` is given: then
+    ``on_error(path, error)`` is called and the loop goes on with the next image (nothing is
+    yielded for the bad one). A progress bar (stderr) is shown from
+    :data:`PROGRESS_MIN_IMAGES` images on.
     """
     for path in progress(paths, desc):
-        image = load_image_rgb(path)
+        try:
+            image = load_image_rgb(path, max_pixels)
+        except DataError as exc:
+            if on_error is None:
+                raise
+            on_error(Path(path), exc)
+            continue
         probs, class_map = predictor(image)
         yield Prediction(Path(path), image, probs, class_map)

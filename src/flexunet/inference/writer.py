@@ -5,12 +5,17 @@ Output layout of ``flexunet-infer`` (``infer.output_dir``, by default ``RUN/pred
     masks/STEM.png          palette PNG: class index per pixel, palette = the rgb_map colours
     overlays/STEM.png       the image with the lesion contour drawn on it (infer.overlay)
     probabilities/STEM.png  8-bit foreground probability, 255 = 1.0 (infer.probabilities)
+    infer_errors.csv        the images that could not be read: path, error
 
-``masks/`` can be scored directly: ``flexunet-score pred_dir=OUT/masks gt_dir=...``.
+``masks/`` can be scored directly: ``flexunet-score pred_dir=OUT/masks gt_dir=...``. An
+image's mask is written last and atomically, so an existing mask means that image is done
+(what ``infer.resume=true`` relies on).
 """
 
 from __future__ import annotations
 
+import csv
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,13 +24,15 @@ from PIL import Image
 from scipy import ndimage
 
 from flexunet.data.masks import Color
-from flexunet.data.pairing import list_image_files
-from flexunet.errors import ConfigError, DataError
+from flexunet.errors import ConfigError
 from flexunet.inference.predictor import Prediction
 from flexunet.inference.render import class_colors
+from flexunet.runs.records import atomic_open
 
 #: Contour colour of the lesion (class 1) on overlays; further classes use class_colors.
 LESION_CONTOUR = (0, 255, 0)
+#: The images that could not be read, in ``infer.output_dir``.
+ERRORS_CSV = "infer_errors.csv"
 
 
 def mask_palette(rgb_map: Mapping[Color, int], num_classes: int) -> list[int]:
@@ -38,10 +45,13 @@ def mask_palette(rgb_map: Mapping[Color, int], num_classes: int) -> list[int]:
 
 
 def save_mask(class_map: np.ndarray, palette: Sequence[int], path: Path) -> None:
-    """Save a class-index map as a palette PNG (lossless, opens in colour in any viewer)."""
+    """Save a class-index map as a palette PNG (lossless, opens in colour in any viewer);
+    atomically: ``path`` is either absent or complete, even if the process is killed."""
     img = Image.frombytes("P", class_map.shape[::-1], class_map.astype(np.uint8).tobytes())
     img.putpalette(list(palette))
-    img.save(path)
+    partial = path.with_name(f".{path.name}.partial")
+    img.save(partial, format="PNG")
+    os.replace(partial, path)
 
 
 def contour_overlay(image: np.ndarray, class_map: np.ndarray, num_classes: int) -> np.ndarray:
@@ -58,32 +68,38 @@ def contour_overlay(image: np.ndarray, class_map: np.ndarray, num_classes: int) 
     return out
 
 
-def prepare_output(output_dir: Path, overwrite: bool) -> None:
-    """Refuse a non-empty ``output_dir`` unless ``overwrite``, and a file in its place."""
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+def prepare_output(output_dir: Path, overwrite: bool, resume: bool = False) -> None:
+    """Refuse a non-empty ``output_dir`` unless ``overwrite`` or ``resume`` (not both), and a
+    file in its place."""
+    if overwrite and resume:
+        raise ConfigError(
+            "infer.overwrite=true and infer.resume=true: choose one (resume keeps the masks "
+            "already written and predicts the rest; overwrite predicts every image again)"
+        )
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (overwrite or resume):
         raise ConfigError(
             f"{output_dir}: output directory is not empty; refusing to write over it. Choose "
-            "another infer.output_dir, or set infer.overwrite=true to replace files of the "
-            "same name (nothing else is deleted)"
+            "another infer.output_dir, set infer.resume=true to continue an interrupted run "
+            "(images with a mask are skipped), or infer.overwrite=true to replace files of "
+            "the same name (nothing else is deleted)"
         )
     if output_dir.exists() and not output_dir.is_dir():
         raise ConfigError(f"{output_dir}: infer.output_dir is a file, not a folder")
 
 
-def list_images(images_dir: Path) -> list[Path]:
-    """The images of a folder; two with the same stem (their masks would clash) are an error."""
-    images = list_image_files(images_dir, "image")
-    if not images:
-        raise DataError(f"{images_dir}: no images (.jpg, .jpeg, .png, .bmp, .tif) in this folder")
-    stems: dict[str, Path] = {}
-    for path in images:
-        if path.stem in stems:
-            raise DataError(
-                f"two images share the stem {path.stem!r}: {stems[path.stem]} and {path}; "
-                "their masks would have the same name, keep one of them"
-            )
-        stems[path.stem] = path
-    return images
+def mask_file(output_dir: Path, image: Path) -> Path:
+    """Where the mask of ``image`` goes (its existence means the image is done)."""
+    return output_dir / "masks" / f"{image.stem}.png"
+
+
+def write_errors(output_dir: Path, errors: Sequence[tuple[Path, str]]) -> Path:
+    """``output_dir/infer_errors.csv``: one row (path, error) per image that was skipped."""
+    path = output_dir / ERRORS_CSV
+    with atomic_open(path, newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["path", "error"])
+        out.writerows([str(image), error] for image, error in errors)
+    return path
 
 
 class PredictionWriter:
@@ -105,8 +121,8 @@ class PredictionWriter:
                 (output_dir / name).mkdir(parents=True, exist_ok=True)
 
     def write(self, prediction: Prediction) -> None:
+        """The optional files first, the mask last (see the module doc)."""
         stem = prediction.path.stem
-        save_mask(prediction.class_map, self.palette, self.output_dir / "masks" / f"{stem}.png")
         if self.overlay:
             overlay = contour_overlay(prediction.image, prediction.class_map, self.num_classes)
             Image.fromarray(overlay).save(self.output_dir / "overlays" / f"{stem}.png")
@@ -114,3 +130,4 @@ class PredictionWriter:
             foreground = 1.0 - prediction.probs[..., 0]
             pixels = np.rint(foreground * 255).clip(0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(self.output_dir / "probabilities" / f"{stem}.png")
+        save_mask(prediction.class_map, self.palette, mask_file(self.output_dir, prediction.path))
