@@ -11,8 +11,10 @@ import pytest
 from flexunet.errors import ConfigError, DataError
 from flexunet.inference.options import PredictOptions
 from flexunet.inference.predictor import (
+    Predictor,
     load_model,
     postprocess,
+    predict_images,
     predict_probabilities,
     resolve_checkpoint,
     to_class_map,
@@ -205,3 +207,26 @@ def test_run_config_is_inherited_and_the_command_line_still_wins(
     cfg = compose(overrides, config_name="evaluate")
     out = inherit_run_config(cfg, run, overrides, ("data", "mask"))
     assert out.data.source.root == "/elsewhere" and out.mask.tolerance == 5
+
+
+def test_predict_images_reports_a_bad_image_to_on_error_or_raises(
+    pixel_model: keras.Model, tmp_path: Path
+) -> None:
+    """infer passes on_error and goes on; eval and figure pass none and stop at the file."""
+    from PIL import Image
+
+    good, bad, last = tmp_path / "good.png", tmp_path / "bad.png", tmp_path / "last.png"
+    Image.fromarray(_image(40, 30)).save(good)
+    bad.write_bytes(b"")
+    Image.fromarray(_image(20, 10)).save(last)
+    predictor = Predictor(pixel_model, PredictOptions(), 2)
+    with pytest.raises(DataError, match="bad.png: image is not a readable image"):
+        list(predict_images(predictor, [good, bad, last]))
+    failed: list[tuple[Path, str]] = []
+    done = predict_images(
+        predictor, [good, bad, last], on_error=lambda path, exc: failed.append((path, str(exc)))
+    )
+    assert [p.path for p in done] == [good, last]
+    assert [path for path, _ in failed] == [bad]
+    with pytest.raises(DataError, match="decompression bomb"):
+        list(predict_images(predictor, [good], max_pixels=100))
