@@ -109,10 +109,10 @@ def infer(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
     written = len(todo) - len(errors)
     log.info("wrote %d mask(s) to %s", written, output_dir / "masks")
     if errors or (output_dir / ERRORS_CSV).exists():  # a resumed run replaces the old list
-        errors_csv = write_errors(output_dir, errors)
+        write_errors(output_dir, errors)
     if errors:
         raise DataError(
-            f"{len(errors)} of {len(images)} images skipped; see {errors_csv}"
+            f"{len(errors)} of {len(images)} images skipped; see {output_dir / ERRORS_CSV}"
         )
     return {"output_dir": str(output_dir), "count": written, "resumed": len(images) - len(todo)}
 

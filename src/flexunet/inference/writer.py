@@ -92,14 +92,12 @@ def mask_file(output_dir: Path, image: Path) -> Path:
     return output_dir / "masks" / f"{image.stem}.png"
 
 
-def write_errors(output_dir: Path, errors: Sequence[tuple[Path, str]]) -> Path:
+def write_errors(output_dir: Path, errors: Sequence[tuple[Path, str]]) -> None:
     """``output_dir/infer_errors.csv``: one row (path, error) per image that was skipped."""
-    path = output_dir / ERRORS_CSV
-    with atomic_open(path, newline="") as f:
+    with atomic_open(output_dir / ERRORS_CSV, newline="") as f:
         out = csv.writer(f)
         out.writerow(["path", "error"])
         out.writerows([str(image), error] for image, error in errors)
-    return path
 
 
 class PredictionWriter:
