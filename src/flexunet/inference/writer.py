@@ -58,16 +58,17 @@ def contour_overlay(image: np.ndarray, class_map: np.ndarray, num_classes: int) 
     return out
 
 
-def prepare_output(output_dir: Path, overwrite: bool) -> None:
-    """Refuse a non-empty ``output_dir`` unless ``overwrite``, and a file in its place."""
+def prepare_output(output_dir: Path, overwrite: bool, node: str = "infer") -> None:
+    """Refuse a non-empty ``output_dir`` unless ``overwrite``, and a file in its place;
+    ``node`` names the config node of the two options in the message (infer, export)."""
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise ConfigError(
             f"{output_dir}: output directory is not empty; refusing to write over it. Choose "
-            "another infer.output_dir, or set infer.overwrite=true to replace files of the "
+            f"another {node}.output_dir, or set {node}.overwrite=true to replace files of the "
             "same name (nothing else is deleted)"
         )
     if output_dir.exists() and not output_dir.is_dir():
-        raise ConfigError(f"{output_dir}: infer.output_dir is a file, not a folder")
+        raise ConfigError(f"{output_dir}: {node}.output_dir is a file, not a folder")
 
 
 def list_images(images_dir: Path) -> list[Path]:
