@@ -143,8 +143,9 @@ def export_checked(
             f"{max(2, channels)} classes"
         )
     batch = model_batch(model, images)
-    artifact = write_artifact(model, fmt, output_dir)
+    # Keras' ONNX exporter needs a model that has been called (a loaded one has not)
     expected = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+    artifact = write_artifact(model, fmt, output_dir)
     actual = np.asarray(load_artifact(artifact, fmt)(batch), dtype=np.float32)
     if actual.shape != expected.shape:
         raise ExportError(f"{artifact}: output shape {actual.shape}, Keras gives {expected.shape}")
