@@ -49,7 +49,7 @@ FORMATS: dict[str, ExportFormat] = {
 PREPROCESSING = {
     "color": "RGB",
     "dtype": "float32",
-    "range": "0-255: raw pixel values; the model divides by 255 itself (Rescaling layer)",
+    "range": "0-255: raw pixel values, not scaled (the model scales them itself)",
     "resize": "to input width x height with OpenCV: cv2.INTER_AREA when the image is wider "
     "than the input (shrinking), else cv2.INTER_LINEAR",
     "output": "per-pixel class probabilities at the input size: resize them back to the "
