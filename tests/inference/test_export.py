@@ -34,9 +34,9 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
-def _export(model: keras.Model, name: str, out: Path, images: list[Path], tolerance=1e-4):
+def _export(model: keras.Model, name: str, out: Path, images: list[Path]) -> dict:
     return export_checked(
-        model, name, out, images, default_class_names(2), tolerance, {"checkpoint": "x.keras"}
+        model, name, out, images, default_class_names(2), 1e-4, {"checkpoint": "x.keras"}
     )
 
 
