@@ -190,6 +190,31 @@ class FigureJobConfig:
 
 
 @dataclass
+class ExportConfig:
+    """``flexunet-export``: the format, where to, and the check against the Keras model."""
+
+    format: str = "saved_model"  # saved_model | onnx | litert
+    output_dir: str = "${paths.run_dir}"
+    overwrite: bool = False  # write into a non-empty output_dir (same names are replaced)
+    images: str | None = None  # folder of images to check on; null: export.split of the data
+    split: str = "test"  # train | valid | test | all
+    num_images: int = at_least(1, 4)
+    tolerance: float = at_least(0, 1e-4)  # max |difference| of probabilities from Keras
+    class_names: list[str] = field(default_factory=list)  # empty: background, lesion / class_N
+
+
+@dataclass
+class ExportJobConfig:
+    ckpt_path: str = MISSING
+    export: ExportConfig = field(default_factory=ExportConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    task_name: str = "export"
+
+
+@dataclass
 class ScoreJobConfig:
     pred_dir: str = MISSING  # predicted masks
     gt_dir: str = MISSING  # ground-truth masks, paired with the predictions by file stem
@@ -243,6 +268,7 @@ def register_configs() -> None:
     cs.store(name="score_schema", node=ScoreJobConfig)
     cs.store(name="figure_schema", node=FigureJobConfig)
     cs.store(name="bench_schema", node=BenchJobConfig)
+    cs.store(name="export_schema", node=ExportJobConfig)
 
 
 # --- checking a composed config -----------------------------------------------------------

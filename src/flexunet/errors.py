@@ -11,3 +11,7 @@ class ConfigError(FlexUNetError, ValueError):
 
 class DataError(FlexUNetError, ValueError):
     """Input data is missing, unreadable or inconsistent (raised before training starts)."""
+
+
+class ExportError(FlexUNetError):
+    """An exported model does not reproduce the Keras model it was exported from."""

@@ -371,7 +371,7 @@ def worker_config(job: DictConfig) -> dict:
         },
         "data": {
             key: _plain(job.data[key])
-            for key in ("augment", "num_parallel_calls", "prefetch", "cache_mb")
+            for key in ("augment", "num_parallel_calls", "prefetch", "cache_mb", "max_pixels")
         },
         "mask": _plain(job.mask),
         "runtime": _plain(job.runtime),

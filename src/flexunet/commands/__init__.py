@@ -77,23 +77,34 @@ def launch(hydra_main: Callable[[], Any]) -> None:
     hydra_main()
 
 
-def load_predictor(
-    cfg: DictConfig, node: str, overrides: Sequence[str], inherit: Sequence[str]
-) -> tuple[DictConfig, Predictor]:
-    """The set-up of the commands that predict: ``ckpt_path`` (a checkpoint or a training
-    run directory) and the prediction options of ``cfg[node]`` (eval, infer, figure).
+def load_checkpoint(
+    cfg: DictConfig, overrides: Sequence[str], inherit: Sequence[str]
+) -> tuple[DictConfig, Path]:
+    """TensorFlow's runtime set-up and ``ckpt_path`` (a checkpoint or a training run
+    directory) resolved to its checkpoint file.
 
     A run directory's config nodes ``inherit`` (e.g. data, mask) replace this job's unless
-    the command line (``overrides``) sets them. Returns that config and the predictor.
+    the command line (``overrides``) sets them. Returns that config and the checkpoint.
     """
-    from flexunet.inference.options import PredictOptions
-    from flexunet.inference.predictor import Predictor, resolve_checkpoint
+    from flexunet.inference.predictor import resolve_checkpoint
     from flexunet.runs.reuse import inherit_run_config
     from flexunet.training.runtime import configure_tensorflow
 
     configure_tensorflow(**cfg.runtime)
     ckpt, train_run = resolve_checkpoint(cfg.ckpt_path)
-    cfg = inherit_run_config(cfg, train_run, overrides, inherit)
+    return inherit_run_config(cfg, train_run, overrides, inherit), ckpt
+
+
+def load_predictor(
+    cfg: DictConfig, node: str, overrides: Sequence[str], inherit: Sequence[str]
+) -> tuple[DictConfig, Predictor]:
+    """The set-up of the commands that predict: :func:`load_checkpoint` and the prediction
+    options of ``cfg[node]`` (eval, infer, figure). Returns the config and the predictor.
+    """
+    from flexunet.inference.options import PredictOptions
+    from flexunet.inference.predictor import Predictor
+
+    cfg, ckpt = load_checkpoint(cfg, overrides, inherit)
     options = PredictOptions.from_config(cfg[node])
     predictor = Predictor.from_checkpoint(ckpt, options, cfg.mask.num_classes)
     log.info("checkpoint %s, %s", ckpt, options)

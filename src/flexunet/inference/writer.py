@@ -68,23 +68,31 @@ def contour_overlay(image: np.ndarray, class_map: np.ndarray, num_classes: int) 
     return out
 
 
-def prepare_output(output_dir: Path, overwrite: bool, resume: bool = False) -> None:
+def prepare_output(
+    output_dir: Path, overwrite: bool, resume: bool = False, node: str = "infer"
+) -> None:
     """Refuse a non-empty ``output_dir`` unless ``overwrite`` or ``resume`` (not both), and a
-    file in its place."""
+    file in its place; ``node`` names the config node of the options in the message (infer,
+    export: only infer can resume)."""
     if overwrite and resume:
         raise ConfigError(
-            "infer.overwrite=true and infer.resume=true: choose one (resume keeps the masks "
+            f"{node}.overwrite=true and {node}.resume=true: choose one (resume keeps the masks "
             "already written and predicts the rest; overwrite predicts every image again)"
         )
     if output_dir.is_dir() and any(output_dir.iterdir()) and not (overwrite or resume):
+        how = f"set {node}.overwrite=true"
+        if node == "infer":
+            how = (
+                "set infer.resume=true to continue an interrupted run (images with a mask are "
+                "skipped), or infer.overwrite=true"
+            )
         raise ConfigError(
             f"{output_dir}: output directory is not empty; refusing to write over it. Choose "
-            "another infer.output_dir, set infer.resume=true to continue an interrupted run "
-            "(images with a mask are skipped), or infer.overwrite=true to replace files of "
-            "the same name (nothing else is deleted)"
+            f"another {node}.output_dir, {how} to replace files of the same name (nothing "
+            "else is deleted)"
         )
     if output_dir.exists() and not output_dir.is_dir():
-        raise ConfigError(f"{output_dir}: infer.output_dir is a file, not a folder")
+        raise ConfigError(f"{output_dir}: {node}.output_dir is a file, not a folder")
 
 
 def mask_file(output_dir: Path, image: Path) -> Path:
