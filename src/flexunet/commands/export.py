@@ -28,14 +28,14 @@ log = logging.getLogger(__name__)
 
 def check_images(cfg: DictConfig) -> list[Path]:
     """The images to compare on: the first ``export.num_images`` of ``export.images`` (a
-    folder), else of ``export.split`` of the data config."""
+    file, folder or glob, as ``infer.input``), else of ``export.split`` of the data config."""
     from hydra.utils import instantiate
 
     from flexunet.data.sources import split_pairs
-    from flexunet.inference.writer import list_images
+    from flexunet.inference.inputs import find_images
 
     if cfg.export.images is not None:
-        images = list_images(Path(cfg.export.images).expanduser())
+        images = find_images(cfg.export.images)
     else:
         source = instantiate(cfg.data.source, _convert_="all")
         images = [p.image for p in split_pairs(source, cfg.export.split, option="export.split")]
