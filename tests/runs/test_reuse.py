@@ -118,11 +118,3 @@ def test_resume_argv_loads_the_saved_config_into_the_same_dir(tmp_path: Path) ->
         resume_argv(["flexunet-train", "-m", f"resume={tmp_path}"])
 
 
-def test_trim_metrics_csv_drops_epochs_trained_again(tmp_path: Path) -> None:
-    from flexunet.runs.records import read_metrics_csv, trim_metrics_csv
-
-    path = tmp_path / "metrics.csv"
-    path.write_text("epoch,loss\n1,0.9\n2,0.8\n3,0.7\n")
-    assert trim_metrics_csv(path, 2) == 1
-    assert read_metrics_csv(path) == {"epoch": [1.0, 2.0], "loss": [0.9, 0.8]}
-    assert trim_metrics_csv(path, 2) == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from flexunet.runs.records import read_metrics_csv
 
@@ -35,28 +37,29 @@ class TrainingPlots(keras.callbacks.Callback):
         self.draw()
 
     def draw(self) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-
         names = [k for k in self.history if not k.startswith("val_") and k != "learning_rate"]
         losses = [k for k in names if "loss" in k]
         metrics = [k for k in names if "loss" not in k]
         for filename, keys in (("train_losses.png", losses), ("train_metrics.png", metrics)):
-            fig, ax = plt.subplots(figsize=(7, 4.5))
-            for key in keys:
-                n = len(self.history[key])
-                ax.plot(self.epochs[-n:], self.history[key], "-o", ms=3, label=key)
-                if f"val_{key}" in self.history:
-                    val = self.history[f"val_{key}"]
-                    ax.plot(self.epochs[-len(val):], val, "--o", ms=3, label=f"val_{key}")
-            ax.set_xlabel("epoch")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
-            ax.grid(alpha=0.3)
-            if keys:
-                ax.legend()
-            fig.tight_layout()
-            fig.savefig(self.output_dir / filename, dpi=100)
-            plt.close(fig)
+            self.figure(keys).savefig(self.output_dir / filename, dpi=100)
+
+    def figure(self, keys: list[str]) -> Figure:
+        """Train (solid) and validation (dashed) curves of ``keys`` over the epochs so far.
+
+        A plain matplotlib Figure: no pyplot state, no global backend switch.
+        """
+        fig = Figure(figsize=(7, 4.5))
+        ax = fig.subplots()
+        for key in keys:
+            n = len(self.history[key])
+            ax.plot(self.epochs[-n:], self.history[key], "-o", ms=3, label=key)
+            if f"val_{key}" in self.history:
+                val = self.history[f"val_{key}"]
+                ax.plot(self.epochs[-len(val):], val, "--o", ms=3, label=f"val_{key}")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
+        ax.grid(alpha=0.3)
+        if keys:
+            ax.legend()
+        fig.tight_layout()
+        return fig
