@@ -42,8 +42,10 @@ def check_data(cfg: DictConfig, pairs: dict[str, list[Pair]]) -> None:
     """Fast validation pass over every file, so bad input fails before training starts."""
     rgb_map = parse_rgb_map(cfg.mask.rgb_map)
     problems = []
-    for split_pairs_ in pairs.values():
-        problems += check_pairs(split_pairs_, rgb_map, tolerance=cfg.mask.tolerance)
+    for split, split_pairs_ in pairs.items():
+        problems += check_pairs(
+            split_pairs_, rgb_map, tolerance=cfg.mask.tolerance, desc=f"check {split}"
+        )
     raise_if_problems(problems, "data check before training")
 
 
