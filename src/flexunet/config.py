@@ -127,6 +127,7 @@ class PrepareJobConfig:
 @dataclass
 class EvalConfig(PredictOptions):
     split: str = "test"  # train | valid | test | all
+    report_worst: int = at_least(0, 12)  # report.html shows this many lowest-Dice images
 
 
 @dataclass
