@@ -102,6 +102,8 @@ class TrainJobConfig:
     # After training: score checkpoints/best.keras on this split (eval.* options) into
     # RUN_DIR/eval_SPLIT/; null: no evaluation (run flexunet-eval yourself).
     evaluate_after: Any = None  # eval.* keys (checked against EvalConfig when used), or null
+    # logger=mlflow (conf/logger/mlflow.yaml): a tracking callback built by train(), or null
+    logger: Any = None
 
 
 @dataclass

@@ -21,6 +21,8 @@ ENV_DEFAULTS = {
     # oneDNN kernels: much faster training on x86 CPUs, where TensorFlow may leave them off
     # (docs/performance.md).
     "TF_ENABLE_ONEDNN_OPTS": "1",
+    # logger=mlflow's default store is a local folder, which MLflow 3 refuses without this.
+    "MLFLOW_ALLOW_FILE_STORE": "true",
 }
 
 
