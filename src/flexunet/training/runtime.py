@@ -26,9 +26,18 @@ ENV_DEFAULTS = {
 }
 
 
+#: Present when the NVIDIA driver is loaded (Linux).
+NVIDIA_DRIVER = Path("/proc/driver/nvidia")
+#: Without a driver TensorFlow's one C++ error at start-up is its CUDA probe ("failed call to
+#: cuInit"), which no later setting can silence; level 3 hides C++ errors too (failures still
+#: raise Python exceptions). With a driver, level 2 keeps them.
+NO_DRIVER_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
 def configure_environment() -> None:
     """Set the project's environment defaults without overriding the user's own values."""
-    for key, value in ENV_DEFAULTS.items():
+    defaults = ENV_DEFAULTS if NVIDIA_DRIVER.is_dir() else {**ENV_DEFAULTS, **NO_DRIVER_DEFAULTS}
+    for key, value in defaults.items():
         os.environ.setdefault(key, value)
 
 
@@ -41,7 +50,7 @@ def visible_gpu_ids() -> list[str]:
     inherited = os.environ.get("CUDA_VISIBLE_DEVICES")
     if inherited is not None:
         return [g for g in inherited.split(",") if g.strip()]
-    driver = Path("/proc/driver/nvidia/gpus")
+    driver = NVIDIA_DRIVER / "gpus"
     return [str(i) for i in range(len(list(driver.iterdir())))] if driver.is_dir() else []
 
 
