@@ -20,7 +20,8 @@ class MlflowLogger(keras.callbacks.Callback):
     """Params at the start, metrics per epoch, ``checkpoint`` as an artifact at the end.
 
     ``train()`` passes ``hparams`` and ``run_name``; the config gives the rest. A run that
-    fails is marked FAILED by :meth:`fail`.
+    fails is marked FAILED by :meth:`fail`; a resumed one (``resume=``) is a new MLflow run
+    of the same name whose steps go on from the epoch it resumes at.
     """
 
     def __init__(
