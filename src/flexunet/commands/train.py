@@ -6,6 +6,7 @@
     flexunet-train -m hparams_search=optuna                       # Optuna TPE search
     flexunet-train experiment=skin_cancer_512                     # the published run
     flexunet-train resume=outputs/train/runs/DATE                 # continue a killed run
+    flexunet-train logger=mlflow                                  # also track it in MLflow
 """
 
 from __future__ import annotations
