@@ -6,6 +6,8 @@ global state and TensorFlow's once-per-process settings)."""
 from __future__ import annotations
 
 import csv
+import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from omegaconf import DictConfig, OmegaConf
 
 if TYPE_CHECKING:
@@ -129,3 +132,24 @@ def png_bomb(path: Path, width: int, height: int) -> None:
     path.write_bytes(
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     )
+
+
+def rendered_images(page: Path, tmp_path: Path) -> tuple[int, int]:
+    """(images decoded, images on the page) of an HTML report opened in headless Chromium, as
+    the page's own load handler counts them (``images shown: N of M``)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:  # a failure, not a skip: the report's rendering would go unchecked
+        pytest.fail(
+            "chromium not found, so the HTML report's rendering cannot be checked: "
+            "apt-get install -y chromium (.ci/run installs it when it is missing)",
+            pytrace=False,
+        )
+    proc = subprocess.run(
+        [chromium, "--headless", "--disable-gpu", "--no-sandbox",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = re.search(r'id="shown">(\d+) of (\d+)<', proc.stdout)
+    assert found, f"no image count in Chromium's DOM: {proc.stdout[-2000:]}"
+    return int(found[1]), int(found[2])

@@ -105,6 +105,8 @@ class TrainJobConfig:
     # After training: score checkpoints/best.keras on this split (eval.* options) into
     # RUN_DIR/eval_SPLIT/; null: no evaluation (run flexunet-eval yourself).
     evaluate_after: Any = None  # eval.* keys (checked against EvalConfig when used), or null
+    # logger=mlflow (conf/logger/mlflow.yaml): a tracking callback built by train(), or null
+    logger: Any = None
 
 
 @dataclass
@@ -130,6 +132,7 @@ class PrepareJobConfig:
 @dataclass
 class EvalConfig(PredictOptions):
     split: str = "test"  # train | valid | test | all
+    report_worst: int = at_least(0, 12)  # report.html shows this many lowest-Dice images
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,13 @@ from PIL import Image
 from flexunet.commands.evaluate import evaluate, evaluate_run
 from flexunet.errors import ConfigError
 from flexunet.models import build_flexunet
-from tests.helpers import SHARED_DATA, compose_train, fake_run, train_fast_run
+from tests.helpers import (
+    SHARED_DATA,
+    compose_train,
+    fake_run,
+    rendered_images,
+    train_fast_run,
+)
 
 KEYS = {"dice", "iou", "threshold_jaccard", "accuracy", "sensitivity", "specificity"}
 
@@ -76,6 +83,23 @@ def test_folder_of_real_images_with_every_option(
     assert result["options"]["tta"] == "flips" and result["options"]["tiled"] is True
 
 
+def test_report_shows_the_worst_images_and_renders_in_chromium(
+    compose, fast_run: Path, tmp_path: Path
+) -> None:
+    """report.html: metrics table, Dice histogram and the 3 worst of the valid split's images,
+    worst first, every image decoded by a real browser."""
+    _, rows = _evaluate(
+        compose, [f"ckpt_path={fast_run}", "eval.split=valid", "eval.report_worst=3"], tmp_path
+    )
+    page = (tmp_path / "report.html").read_text()
+    assert len(rows) > 3 and "threshold_jaccard" in page and "ground truth" in page
+    worst = sorted(rows, key=lambda r: float(r["dice"]))[:3]
+    captions = re.findall(r"<figcaption>(\S+): Dice ([0-9.]+)</figcaption>", page)
+    assert [stem for stem, _ in captions] == [r["stem"] for r in worst]
+    assert [float(d) for _, d in captions] == [round(float(r["dice"]), 3) for r in worst]
+    assert rendered_images(tmp_path / "report.html", tmp_path) == (4, 4)  # histogram + 3
+
+
 def test_missing_checkpoint_and_bad_split_are_config_errors(
     compose, fast_run: Path, tmp_path: Path
 ) -> None:
@@ -97,6 +121,7 @@ def test_cli_writes_the_report_into_hydra_run_dir(fast_run: Path, tmp_path: Path
     result = json.loads((out / "evaluation.json").read_text())
     assert result["count"] == 2 and result["data"]["split"] == "valid"
     assert (out / "evaluation_per_image.csv").is_file() and (out / ".hydra").is_dir()
+    assert (out / "report.html").is_file()
 
 
 def test_scores_the_runs_split_with_the_options(tmp_path: Path, data_dir: Path) -> None:

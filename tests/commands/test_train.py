@@ -165,13 +165,61 @@ def test_cli_trains_from_the_command_line(tmp_path: Path, data_dir: Path) -> Non
     run_dir = tmp_path / "cli_run"
     proc = subprocess.run(
         [sys.executable, "-m", "flexunet.commands.train", *FAST, f"paths.data_dir={data_dir}",
-         f"hydra.run.dir={run_dir}"],
+         f"hydra.run.dir={run_dir}", "train.epochs=2"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run_dir / "checkpoints/best.keras").is_file()
     assert (run_dir / ".hydra/config.yaml").is_file()
     assert not any(p.name != "cli_run" for p in tmp_path.iterdir())  # nothing in the cwd
+    # train.log has each epoch's metrics line, numbered from 1 as the console and metrics.csv
+    # number them; the console has Keras' own line only
+    epochs = [line for line in (run_dir / "train.log").read_text().splitlines()
+              if "][INFO] - epoch " in line]
+    assert [line.split(" - epoch ")[1].split(" ")[0] for line in epochs] == ["1/2", "2/2"]
+    assert all("val_lesion_dice: " in line and "learning_rate: " in line for line in epochs)
+    assert "Epoch 1/2" in proc.stdout and "epoch_logs" not in proc.stdout
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    dice = float(epochs[1].split("val_lesion_dice: ")[1].split(" ")[0])
+    assert dice == pytest.approx(float(rows[1]["val_lesion_dice"]), abs=1e-3)
+
+
+def test_logger_mlflow_records_params_epoch_metrics_and_the_best_checkpoint(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """A real MLflow store (mlflow-skinny, local folder): read back with MLflow's client."""
+    from mlflow import MlflowClient
+
+    run_dir = tmp_path / "outputs" / "train" / "runs" / "one"
+    proc = run_train(
+        [*FAST, "train.epochs=2", "logger=mlflow", "model.base_filters=8", "tags=[a]",
+         f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(f"file:{tmp_path / 'outputs' / 'mlruns'}")  # the config's default
+    (run,) = client.search_runs([client.get_experiment_by_name("train").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "runs/one"
+    params = run.data.params  # the resolved config, as in TensorBoard's HParams
+    assert params["model.base_filters"] == "8" and params["model.num_layers"] == "3"
+    assert params["train.optimizer._target_"] == "keras.optimizers.Adam"
+    assert params["data.augment"].startswith("Compose(transforms=[") and params["tags"] == "a"
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    history = client.get_metric_history(run.info.run_id, "val_lesion_dice")
+    assert [m.step for m in history] == [1, 2]  # epochs from 1, as metrics.csv
+    assert [m.value for m in history] == pytest.approx([float(r["val_lesion_dice"]) for r in rows])
+    artifacts = client.list_artifacts(run.info.run_id, "checkpoints")
+    assert [a.path for a in artifacts] == ["checkpoints/best.keras"]
+    assert artifacts[0].file_size == (run_dir / "checkpoints" / "best.keras").stat().st_size
+
+
+def test_logger_mlflow_keys_are_checked(compose) -> None:
+    from flexunet.config import check_config
+    from flexunet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="did you mean logger.tracking_uri"):
+        check_config(compose(["logger=mlflow", "+logger.tracking_ur=file:x"]))
 
 
 def test_misspelled_evaluate_after_option_fails_before_training(compose, tmp_path) -> None:

@@ -100,6 +100,8 @@ def test_grid_sweep_has_a_tensorboard_hparams_view(grid_sweep: Path) -> None:
         assert hparams["model.base_filters"].number_value == filters
         assert hparams["train.optimizer.learning_rate"].number_value == pytest.approx(lr)
         assert hparams["tags"].string_value == "debug"
+        assert hparams["model.num_layers"].number_value == 3  # resolved: debug=fast's value
+        assert hparams["data.augment"].string_value.startswith("Compose(transforms=[")
         assert list((grid_sweep / str(job) / "tensorboard/validation").glob("events.*"))
 
 
@@ -172,15 +174,28 @@ def test_swept_keys_come_from_sweep_overrides_and_sweeper_params() -> None:
     assert keys == ["model.base_filters", "seed", "train.optimizer.learning_rate"]
 
 
-def test_job_hparams_are_the_overrides_with_plain_values() -> None:
+def test_job_hparams_are_the_resolved_config_and_the_overrides(compose) -> None:
     from flexunet.runs.sweeps import job_hparams
 
-    hparams = job_hparams(
-        ["model.base_filters=16", "model.base_kernels=[3,3]", "experiment=ph2",
-         "~train.callbacks.tensorboard"], ["a", "b"],
+    overrides = ["model.base_filters=16", "model.base_kernels=[3,3]", "data/augment=flips",
+                 "~train.callbacks.tensorboard"]
+    cfg = compose(overrides)
+    hparams = job_hparams(cfg, overrides, ["a", "b"])
+    # overrides as given (a sweep's keys), the tags
+    assert hparams["model.base_filters"] == 16 and hparams["data/augment"] == "flips"
+    assert hparams["model.base_kernels"] == "[3, 3]" and hparams["tags"] == "a,b"
+    # every resolved value of model, optimizer, loss and data, whatever the command line said
+    assert hparams["model.num_layers"] == cfg.model.num_layers
+    assert hparams["train.optimizer._target_"] == "keras.optimizers.Adam"
+    assert hparams["train.optimizer.learning_rate"] == cfg.train.optimizer.learning_rate
+    assert hparams["train.loss._target_"] == cfg.train.loss._target_
+    assert hparams["train.batch_size"] == 4 and hparams["train.epochs"] == 20
+    assert hparams["data.source.root"] == cfg.data.source.root  # interpolation resolved
+    assert "${" not in hparams["data.source.root"]
+    assert hparams["data.augment"] == (
+        "Compose(transforms=[HorizontalFlip(p=0.5), VerticalFlip(p=0.5), RandomRotate90(p=0.5)])"
     )
-    assert hparams == {"model.base_filters": 16, "model.base_kernels": "[3, 3]",
-                       "experiment": "ph2", "tags": "a,b"}
+    assert all(isinstance(v, bool | int | float | str) for v in hparams.values())
 
 
 def test_summary_is_rebuilt_from_every_job_record(tmp_path: Path) -> None:

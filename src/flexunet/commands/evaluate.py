@@ -4,13 +4,15 @@
     flexunet-eval ckpt_path=RUN eval.split=valid eval.tta=flips eval.postprocess=largest_component
     flexunet-eval ckpt_path=model.keras data=folder data.source.root=data/ph2 eval.split=all
 
-Writes ``evaluation.json`` and ``evaluation_per_image.csv`` into the run directory and returns
-the mean lesion Dice (so sweeps over ``eval.*`` options can compare them). Exit status 1 with
-the reason logged when the input or the options are wrong.
+Writes ``evaluation.json``, ``evaluation_per_image.csv`` and ``report.html`` (metrics, a
+histogram of the per-image Dice, the ``eval.report_worst`` worst images) into the run
+directory and returns the mean lesion Dice (so sweeps over ``eval.*`` options can compare
+them). Exit status 1 with the reason logged when the input or the options are wrong.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch, load_predictor
 from flexunet.config import EvaluateJobConfig
+
+log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -35,6 +39,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
     from flexunet.data.masks import decode_mask, parse_rgb_map
     from flexunet.data.sources import split_pairs
     from flexunet.errors import ConfigError, DataError
+    from flexunet.evaluation.report import WorstImages, write_html_report
     from flexunet.evaluation.scorer import Scorer, finish
     from flexunet.inference.predictor import predict_images
 
@@ -49,6 +54,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
             f"mask.rgb_map has class {max(rgb_map.values())} but the model predicts "
             f"{scorer.num_classes} classes; use the mask config the model was trained with"
         )
+    worst = WorstImages(cfg.eval.report_worst)
     predictions = predict_images(
         predictor, [p.image for p in pairs], "evaluate", max_pixels=cfg.data.max_pixels
     )
@@ -61,6 +67,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
             )
         ids = {"stem": pair.stem, "image": str(pair.image), "mask": str(pair.mask)}
         scorer.add(ids, pred.class_map, true, pred.probs)
+        worst.add(pair.stem, scorer.records[-1]["dice"], pred.image, true, pred.class_map)
     described = {
         "source": OmegaConf.to_container(cfg.data.source, resolve=True),
         "split": cfg.eval.split,
@@ -72,7 +79,12 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
         options=OmegaConf.to_container(cfg.eval, resolve=True),
         num_classes=scorer.num_classes,
     )
-    return finish(run_dir, f"evaluation of {predictor.checkpoint}", result, scorer.records)
+    title = f"evaluation of {predictor.checkpoint}"
+    finish(run_dir, title, result, scorer.records)
+    dice = [record["dice"] for record in scorer.records]
+    report = write_html_report(run_dir / "report.html", title, result, dice, worst.worst_first())
+    log.info("wrote %s", report)
+    return result
 
 
 def evaluate_run(train_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def score(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from flexunet.data.pairing import Pair, list_image_files, pair_files, require_complete
     from flexunet.errors import DataError
     from flexunet.evaluation.scorer import Scorer, finish, read_binary_mask
-    from flexunet.inference.predictor import progress
+    from flexunet.progress import progress
 
     pred_dir, gt_dir = Path(cfg.pred_dir).expanduser(), Path(cfg.gt_dir).expanduser()
     if pred_dir.resolve() == gt_dir.resolve():  # a sanity check of the scorer itself

@@ -6,16 +6,19 @@
     flexunet-train -m hparams_search=optuna                       # Optuna TPE search
     flexunet-train experiment=skin_cancer_512                     # the published run
     flexunet-train resume=outputs/train/runs/DATE                 # continue a killed run
+    flexunet-train logger=mlflow                                  # also track it in MLflow
 """
 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import logging
 import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
@@ -35,6 +38,8 @@ def check(cfg: DictConfig) -> dict[str, list[Pair]]:
     from flexunet.training import build
 
     check_config(cfg)
+    if cfg.logger is not None and importlib.util.find_spec("mlflow") is None:
+        raise ConfigError('logger=mlflow needs MLflow: pip install "flexunet[mlflow]"')
     if cfg.evaluate_after is not None:  # a misspelled eval option fails now, not after training
         OmegaConf.merge(OmegaConf.structured(EvalConfig), cfg.evaluate_after)
     source, pairs = build.load_splits(cfg, ("train", "valid"))
@@ -62,6 +67,7 @@ def train(
     from flexunet.data.masks import parse_rgb_map
     from flexunet.data.pipeline import DecodedCache, load_arrays
     from flexunet.runs.job import prepare_run_dir
+    from flexunet.runs.sweeps import job_hparams
     from flexunet.training import build
     from flexunet.training.fit import fit, summarize_history, write_model_summary
     from flexunet.training.runtime import configure_tensorflow
@@ -72,6 +78,7 @@ def train(
     prepare_run_dir(run_dir, resuming=resuming)
     policy = keras.mixed_precision.global_policy()
     caches = [DecodedCache.of_mib(cfg.data.cache_mb) for _ in ("train", "valid")]
+    tracker = None
     try:
         if cfg.train.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_float16")
@@ -92,12 +99,20 @@ def train(
             pairs["valid"][:8], size, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance
         )
         callbacks = build.build_callbacks(cfg, *samples)
+        if cfg.logger is not None:
+            overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+            tracker = build.build_logger(cfg, run_dir, job_hparams(cfg, overrides, cfg.tags))
+            callbacks.append(tracker)
         logs = fit(
             model, train_data, valid_data, callbacks, epochs=cfg.train.epochs,
             steps_per_epoch=cfg.train.steps_per_epoch,
             validation_steps=cfg.train.validation_steps, verbose=cfg.train.verbose,
             resume_dir=run_dir if resuming else None,
         )
+    except BaseException:
+        if tracker is not None:
+            tracker.fail()
+        raise
     finally:
         # In-process sweeps: the next job starts from a clean Keras state, and the memory
         # of this one (model, datasets, traced functions) is released.

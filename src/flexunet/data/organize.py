@@ -28,6 +28,7 @@ from flexunet.data.sources import DEFAULT_FRACTIONS, SPLITS
 from flexunet.data.split import read_lesion_groups, split_stems
 from flexunet.data.validate import Problem, check_pairs, format_problems, raise_if_problems
 from flexunet.errors import ConfigError, DataError
+from flexunet.progress import progress
 
 __all__ = [
     "LINK_MODES",
@@ -244,7 +245,7 @@ def _build(rows: Sequence[SplitRow], folder: Path, link: str, title: str) -> lis
     for split in SPLITS:
         for sub in ("images", "masks"):
             (folder / split / sub).mkdir(parents=True)
-    for row in rows:
+    for row in progress(rows, link, unit="pair"):
         for sub, src in (("images", row.pair.image), ("masks", row.pair.mask)):
             rel = Path(row.split) / sub / src.name
             _place(src, folder / rel, link)

@@ -44,6 +44,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from flexunet.errors import ConfigError, DataError
+from flexunet.progress import progress
 
 __all__ = ["generate_synthetic", "render_sample", "MANIFEST_NAME"]
 
@@ -388,7 +389,7 @@ def generate_synthetic(
     try:
         (tmp / _IMAGE_DIR).mkdir()
         (tmp / _MASK_DIR).mkdir()
-        for index in range(count):
+        for index in progress(range(count), "synthetic data", unit="pair"):
             rng = np.random.default_rng([seed, index])
             image, mask = render_sample(rng, width, height, hair_probability)
             Image.fromarray(image, "RGB").save(

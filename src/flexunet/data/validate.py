@@ -26,6 +26,7 @@ from flexunet.data.masks import (
 )
 from flexunet.data.pairing import Pair
 from flexunet.errors import DataError
+from flexunet.progress import progress
 
 __all__ = [
     "Problem",
@@ -152,6 +153,7 @@ def check_pairs(
     tolerance: int = 0,
     min_size: tuple[int, int] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    desc: str = "check",
 ) -> list[Problem]:
     """Check every pair and return the problems found (an empty list when all is well).
 
@@ -160,14 +162,15 @@ def check_pairs(
     than ``min_size`` (width, height); images or masks over ``max_pixels``, which are
     refused as possible decompression bombs without being decoded; files that are not
     regular files (a folder named like an image, a link loop). Sizes are compared upright:
-    the EXIF orientation of images and masks is applied. Files are only read.
+    the EXIF orientation of images and masks is applied. Files are only read. ``desc``
+    labels the progress bar shown for many pairs.
     """
     cmap = _as_color_map(rgb_map)
     tolerance = _check_tolerance(tolerance)
     if min_size is not None:
         min_size = (int(min_size[0]), int(min_size[1]))
     problems: list[Problem] = []
-    for pair in pairs:
+    for pair in progress(pairs, desc, unit="pair"):
         image_size, image_problems = _check_image(Path(pair.image), min_size, max_pixels)
         problems.extend(image_problems)
         problems.extend(_check_mask(pair, image_size, cmap, tolerance, max_pixels))

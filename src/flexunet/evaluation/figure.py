@@ -23,7 +23,7 @@ COLUMNS = ("input", "ground truth", "prediction", "overlay")
 HEADER_PX = 14
 
 
-def _cell(array: np.ndarray, width: int, nearest: bool = False) -> np.ndarray:
+def fit_width(array: np.ndarray, width: int, nearest: bool = False) -> np.ndarray:
     """``array`` scaled to ``width`` pixels, keeping its aspect ratio (class maps: NEAREST)."""
     height = max(1, round(array.shape[0] * width / array.shape[1]))
     if nearest:
@@ -64,10 +64,10 @@ class FigureGrid:
         """One row: ``prediction`` of an image and its ground-truth class map ``true``."""
         width = self.width
         dice = image_metrics(prediction.class_map, true, self.num_classes)["dice"]
-        small = _cell(prediction.image, width)
-        small_pred = _cell(prediction.class_map.astype(np.uint8), width, nearest=True)
+        small = fit_width(prediction.image, width)
+        small_pred = fit_width(prediction.class_map.astype(np.uint8), width, nearest=True)
         self.rows.append([
-            small, _cell(self.colors[true], width, nearest=True), self.colors[small_pred],
+            small, fit_width(self.colors[true], width, nearest=True), self.colors[small_pred],
             contour_overlay(small, small_pred, self.num_classes),  # a 1-pixel contour
         ])
         self.notes.append((2 * (width + self.gap) + 2, self.top + 2, f"{name}  Dice {dice:.3f}"))

@@ -80,14 +80,20 @@ class Scorer:
         }
 
 
+def metric_rows(result: Mapping[str, Any]) -> list[tuple[str, float, float | None]]:
+    """``(metric, mean over images, pooled or None)``: the main metrics, then per class."""
+    mean, pooled = result["mean"], result["pooled"]
+    names = [*METRICS, "dice_coef_multiclass"]
+    names += [k for k in mean if k not in names]  # the per-class metrics
+    return [(name, mean[name], pooled.get(name)) for name in names]
+
+
 def format_table(result: Mapping[str, Any]) -> str:
     """A short text table: one metric per line, mean over images and pooled."""
-    mean, pooled = result["mean"], result["pooled"]
     lines = [f"{'metric':<24}{'mean':>9}{'pooled':>9}"]
-    names = [*METRICS, "dice_coef_multiclass"]
-    for name in names + [k for k in mean if k not in names]:  # then the per-class metrics
-        pooled_text = f"{pooled[name]:>9.4f}" if name in pooled else ""
-        lines.append(f"{name:<24}{mean[name]:>9.4f}{pooled_text}")
+    for name, mean, pooled in metric_rows(result):
+        pooled_text = f"{pooled:>9.4f}" if pooled is not None else ""
+        lines.append(f"{name:<24}{mean:>9.4f}{pooled_text}")
     return "\n".join(lines)
 
 

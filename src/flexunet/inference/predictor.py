@@ -17,28 +17,23 @@ of probability vectors is a class the model gave nearby).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import keras
 import numpy as np
 from scipy import ndimage
-from tqdm import tqdm
 
 from flexunet.data.masks import DEFAULT_MAX_PIXELS
 from flexunet.data.resize import resize_image, resize_probabilities
 from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
 from flexunet.inference.options import POSTPROCESS_MODES, PredictOptions
-
-T = TypeVar("T")
+from flexunet.progress import progress
 
 #: identity, horizontal, vertical, both: each flip is its own inverse.
 _FLIP_AXES: tuple[tuple[int, ...], ...] = ((), (2,), (1,), (1, 2))
-#: Tools show a progress bar from this many images on.
-PROGRESS_MIN_IMAGES = 20
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -240,11 +235,6 @@ def to_class_map(probs: np.ndarray, method: str | None = None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the loop
-
-
-def progress(items: Sequence[T], desc: str) -> Iterable[T]:
-    """``items`` with a tqdm progress bar (on stderr) when there are many of them."""
-    return tqdm(items, desc=desc, unit="image", disable=len(items) < PROGRESS_MIN_IMAGES)
 
 
 @dataclass

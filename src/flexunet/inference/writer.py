@@ -54,17 +54,21 @@ def save_mask(class_map: np.ndarray, palette: Sequence[int], path: Path) -> None
     os.replace(partial, path)
 
 
+def contour(region: np.ndarray, thickness: int = 1) -> np.ndarray:
+    """The border pixels of a boolean ``region`` (H, W), ``thickness`` pixels wide."""
+    edge = region & ~ndimage.binary_erosion(region, border_value=1)
+    if thickness > 1:
+        edge = ndimage.binary_dilation(edge, iterations=thickness - 1)
+    return edge
+
+
 def contour_overlay(image: np.ndarray, class_map: np.ndarray, num_classes: int) -> np.ndarray:
     """The image with the border of each foreground class drawn on it (about 0.5% of its size)."""
     out = image.copy()
     thickness = max(1, round(min(class_map.shape) / 200))
     colors = class_colors(num_classes)
     for cls in range(1, num_classes):
-        region = class_map == cls
-        edge = region & ~ndimage.binary_erosion(region, border_value=1)
-        if thickness > 1:
-            edge = ndimage.binary_dilation(edge, iterations=thickness - 1)
-        out[edge] = LESION_CONTOUR if cls == 1 else colors[cls]
+        out[contour(class_map == cls, thickness)] = LESION_CONTOUR if cls == 1 else colors[cls]
     return out
 
 

@@ -1,8 +1,9 @@
 """One training job, recorded: ``run_info.json``, failure handling, the sweep's summary.
 
 :func:`run_job` wraps the train command's task for Hydra. It writes ``run_info.json`` into the
-run directory when the job starts and ends, logs the job's hyperparameters (its
-``hydra.overrides.task``) for TensorBoard's HParams tab and returns the monitored value. In a
+run directory when the job starts and ends, logs the job's hyperparameters (the resolved
+model, optimizer, loss and data config and its ``hydra.overrides.task``) for TensorBoard's
+HParams tab and returns the monitored value. In a
 multirun a failed or diverged job is recorded as such and returns a bad finite value
 (:func:`failure_value`), so the other jobs and an Optuna study go on; a single run re-raises,
 so the user sees the error and a non-zero exit code.
@@ -100,7 +101,7 @@ def run_job(
     if not info:  # a new run (or a resumed one from before run_info.json existed)
         info = new_info
         write_job_hparams(
-            run_dir / "tensorboard", job_hparams(info["overrides"], info["tags"]),
+            run_dir / "tensorboard", job_hparams(cfg, info["overrides"], info["tags"]),
             trial_id=run_dir.name,
         )
     previous_time = info.get("wall_time_s") or 0.0

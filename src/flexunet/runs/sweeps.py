@@ -1,10 +1,12 @@
 """Sweeps: the sweep directory's summary.csv and the TensorBoard HParams of its jobs.
 
-Each finished job (:func:`flexunet.runs.job.run_job`) rebuilds ``SWEEP_DIR/summary.csv`` from
-all ``run_info.json`` files under the sweep directory while holding a file lock, so parallel
+Every job logs its hyperparameters for TensorBoard's HParams tab (:func:`job_hparams`): the
+resolved model, optimizer, loss, data and batch settings plus its overrides. Each finished
+job (:func:`flexunet.runs.job.run_job`) rebuilds ``SWEEP_DIR/summary.csv`` from all
+``run_info.json`` files under the sweep directory while holding a file lock, so parallel
 workers (joblib, SLURM) never lose a row. :class:`SweepCallback` (a Hydra callback, see
-``hydra.callbacks`` in ``conf/train.yaml``) writes the
-sweep's HParams experiment (swept keys and metrics) when the multirun starts.
+``hydra.callbacks`` in ``conf/train.yaml``) writes the sweep's HParams experiment (swept keys
+and metrics) when the multirun starts.
 """
 
 from __future__ import annotations
@@ -39,14 +41,56 @@ SUMMARY_COLUMNS = (
 # --- TensorBoard HParams -------------------------------------------------------------------
 
 
+#: The resolved config nodes every job's HParams hold, flattened to ``node.key: value``.
+HPARAM_NODES = ("model", "train.optimizer", "train.loss", "data", "train.batch_size",
+                "train.epochs")
+#: Nodes kept whole as one compact string (an augmentation pipeline is one choice).
+COMPACT_NODES = frozenset({"data.augment"})
+
+
 def _hparam_value(value: Any) -> bool | int | float | str:
     return value if isinstance(value, bool | int | float | str) else str(value)
 
 
-def job_hparams(overrides: Iterable[str], tags: Iterable[str]) -> dict[str, Any]:
-    """This job's hyperparameters: every override's key and value (deletions skipped)."""
+def compact(value: Any) -> str:
+    """A nested config value as one short string; a ``_target_`` node as ``Name(key=value)``
+    (``Compose(transforms=[HorizontalFlip(p=0.5), ...])``)."""
+    if isinstance(value, dict):
+        args = ", ".join(f"{k}={compact(v)}" for k, v in value.items() if k != "_target_")
+        target = value.get("_target_")
+        return f"{str(target).rsplit('.', 1)[-1]}({args})" if target else f"{{{args}}}"
+    if isinstance(value, list):
+        return f"[{', '.join(compact(v) for v in value)}]"
+    return str(value)
+
+
+def _flatten(key: str, value: Any) -> dict[str, bool | int | float | str]:
+    if isinstance(value, dict) and key not in COMPACT_NODES:
+        flat = [_flatten(f"{key}.{name}", item) for name, item in value.items()]
+        return {k: v for part in flat for k, v in part.items()}
+    return {key: compact(value) if isinstance(value, dict | list) else _hparam_value(value)}
+
+
+def resolved_hparams(cfg: DictConfig) -> dict[str, bool | int | float | str]:
+    """The resolved values of :data:`HPARAM_NODES` as flat ``key: scalar`` pairs (lists,
+    dicts and ``data.augment`` as compact strings), so that any two runs can be told apart."""
+    hparams: dict[str, bool | int | float | str] = {}
+    for key in HPARAM_NODES:
+        node = OmegaConf.select(cfg, key)
+        value = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        hparams.update(_flatten(key, value))
+    return hparams
+
+
+def job_hparams(cfg: DictConfig, overrides: Iterable[str], tags: Iterable[str]) -> dict[str, Any]:
+    """This job's hyperparameters: the resolved config (:func:`resolved_hparams`), then every
+    override's key and value as given (deletions skipped; a sweep's keys keep their names),
+    and the tags."""
     parsed = parse_overrides(list(overrides))
-    hparams = {o.key_or_group: _hparam_value(o.value()) for o in parsed if not o.is_delete()}
+    hparams: dict[str, Any] = resolved_hparams(cfg)
+    hparams.update(
+        {o.key_or_group: _hparam_value(o.value()) for o in parsed if not o.is_delete()}
+    )
     hparams["tags"] = ",".join(tags)
     return hparams
 

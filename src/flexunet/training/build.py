@@ -8,6 +8,8 @@ config nodes; ``flexunet-train`` and ``flexunet-bench`` build through it, and
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -42,9 +44,10 @@ def check_data(cfg: DictConfig, pairs: dict[str, list[Pair]]) -> None:
     """Fast validation pass over every file, so bad input fails before training starts."""
     rgb_map = parse_rgb_map(cfg.mask.rgb_map)
     problems = []
-    for split_pairs_ in pairs.values():
+    for split, split_pairs_ in pairs.items():
         problems += check_pairs(
-            split_pairs_, rgb_map, tolerance=cfg.mask.tolerance, max_pixels=cfg.data.max_pixels
+            split_pairs_, rgb_map, tolerance=cfg.mask.tolerance, max_pixels=cfg.data.max_pixels,
+            desc=f"check {split}",
         )
     raise_if_problems(problems, "data check before training")
 
@@ -103,6 +106,15 @@ def build_callbacks(cfg: DictConfig, images: np.ndarray, masks: np.ndarray) -> l
     for callback in watchers:
         callback.bind_callbacks(built)
     return [cb for cb in built.values() if cb not in watchers] + watchers
+
+
+def build_logger(
+    cfg: DictConfig, run_dir: Path, hparams: dict[str, Any]
+) -> keras.callbacks.Callback:
+    """``logger`` (logger=mlflow): the tracking callback of the run in ``run_dir``, recording
+    ``hparams`` (the run's TensorBoard HParams)."""
+    make = instantiate(cfg.logger, _partial_=True)  # hparams stay a plain dict, unresolved
+    return make(hparams=hparams, run_name="/".join(run_dir.parts[-2:]))
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

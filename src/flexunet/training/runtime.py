@@ -21,12 +21,23 @@ ENV_DEFAULTS = {
     # oneDNN kernels: much faster training on x86 CPUs, where TensorFlow may leave them off
     # (docs/performance.md).
     "TF_ENABLE_ONEDNN_OPTS": "1",
+    # logger=mlflow's default store is a local folder, which MLflow 3 refuses without this.
+    "MLFLOW_ALLOW_FILE_STORE": "true",
 }
+
+
+#: Present when the NVIDIA driver is loaded (Linux).
+NVIDIA_DRIVER = Path("/proc/driver/nvidia")
+#: Without a driver TensorFlow's one C++ error at start-up is its CUDA probe ("failed call to
+#: cuInit"), which no later setting can silence; level 3 hides C++ errors too (failures still
+#: raise Python exceptions). With a driver, level 2 keeps them.
+NO_DRIVER_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def configure_environment() -> None:
     """Set the project's environment defaults without overriding the user's own values."""
-    for key, value in ENV_DEFAULTS.items():
+    defaults = ENV_DEFAULTS if NVIDIA_DRIVER.is_dir() else {**ENV_DEFAULTS, **NO_DRIVER_DEFAULTS}
+    for key, value in defaults.items():
         os.environ.setdefault(key, value)
 
 
@@ -39,7 +50,7 @@ def visible_gpu_ids() -> list[str]:
     inherited = os.environ.get("CUDA_VISIBLE_DEVICES")
     if inherited is not None:
         return [g for g in inherited.split(",") if g.strip()]
-    driver = Path("/proc/driver/nvidia/gpus")
+    driver = NVIDIA_DRIVER / "gpus"
     return [str(i) for i in range(len(list(driver.iterdir())))] if driver.is_dir() else []
 
 
