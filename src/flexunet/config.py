@@ -199,7 +199,7 @@ class ExportConfig:
     format: str = "saved_model"  # saved_model | onnx | litert
     output_dir: str = "${paths.run_dir}"
     overwrite: bool = False  # write into a non-empty output_dir (same names are replaced)
-    images: str | None = None  # folder of images to check on; null: export.split of the data
+    images: str | None = None  # images to check on (file, folder or glob); null: export.split
     split: str = "test"  # train | valid | test | all
     num_images: int = at_least(1, 4)
     tolerance: float = at_least(0, 1e-4)  # max |difference| of probabilities from Keras

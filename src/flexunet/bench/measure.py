@@ -185,7 +185,8 @@ def in_memory(job: DictConfig, pairs: Sequence[Pair]) -> tuple[np.ndarray, np.nd
     """The pairs decoded and resized as the pipeline does, without augmentation:
     float32 images and the model's targets, for the in-memory reference fits."""
     images, masks = load_arrays(
-        pairs, model_size(job), parse_rgb_map(job.mask.rgb_map), job.mask.tolerance
+        pairs, model_size(job), parse_rgb_map(job.mask.rgb_map), job.mask.tolerance,
+        job.data.max_pixels,
     )
     classes = job.mask.num_classes
     if classes == 1:
@@ -335,7 +336,8 @@ def measure_callbacks(
     train_ds = dataset(job, cycle(pairs, steps * batch), train=True, repeat=True)
     valid_ds = dataset(job, cycle(pairs[::-1], valid_steps * batch), train=False, repeat=True)
     images, masks = load_arrays(
-        pairs[:8], model_size(job), parse_rgb_map(job.mask.rgb_map), job.mask.tolerance
+        pairs[:8], model_size(job), parse_rgb_map(job.mask.rgb_map), job.mask.tolerance,
+        job.data.max_pixels,
     )
     epoch_s: dict[bool, list[float]] = {False: [], True: []}
     hooks: dict[str, float] = {}

@@ -96,7 +96,8 @@ def train(
         size = build.model_size(cfg)
         log.info("model: %s parameters, input %dx%d", f"{model.count_params():,}", *size)
         samples = load_arrays(
-            pairs["valid"][:8], size, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance
+            pairs["valid"][:8], size, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance,
+            cfg.data.max_pixels,
         )
         callbacks = build.build_callbacks(cfg, *samples)
         if cfg.logger is not None:

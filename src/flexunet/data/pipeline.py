@@ -234,9 +234,10 @@ def load_arrays(
     size: tuple[int, int],
     rgb_map: Mapping[tuple[int, int, int], int],
     tolerance: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A few pairs as stacked arrays (images float32 0-255, masks uint8); for previews."""
-    loaded = [read_pair(p, size, rgb_map, tolerance) for p in pairs]
+    loaded = [read_pair(p, size, rgb_map, tolerance, max_pixels) for p in pairs]
     images = np.stack([im for im, _ in loaded]).astype(np.float32)
     masks = np.stack([m for _, m in loaded])
     return images, masks

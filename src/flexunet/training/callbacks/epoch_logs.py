@@ -47,9 +47,6 @@ class EpochLog(keras.callbacks.Callback):
 class MetricsCSV(keras.callbacks.CSVLogger):
     """Keras' CSVLogger with the ``epoch`` column counted from 1."""
 
-    def __init__(self, filename: str, separator: str = ",", append: bool = False) -> None:
-        super().__init__(filename, separator=separator, append=append)
-
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         super().on_epoch_end(epoch + 1, logs)
 
