@@ -59,7 +59,9 @@ def evaluate(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> d
         predictor, [p.image for p in pairs], "evaluate", max_pixels=cfg.data.max_pixels
     )
     for pair, pred in zip(pairs, predictions, strict=True):
-        true = decode_mask(pair.mask, rgb_map, cfg.mask.tolerance, cfg.data.max_pixels)
+        true = decode_mask(
+            pair.mask, rgb_map, cfg.mask.tolerance, cfg.data.max_pixels, cfg.mask.threshold
+        )
         if pred.image.shape[:2] != true.shape:
             raise DataError(
                 f"{pair.mask}: mask is {true.shape[1]}x{true.shape[0]} but image {pair.image} "

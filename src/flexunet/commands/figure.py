@@ -61,7 +61,9 @@ def make_figure(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
         predictor, [p.image for p in pairs], "figure", max_pixels=cfg.data.max_pixels
     )
     for pair, prediction in zip(pairs, predictions, strict=True):
-        grid.add(pair.stem, prediction, decode_mask(pair.mask, rgb_map, cfg.mask.tolerance))
+        grid.add(pair.stem, prediction, decode_mask(
+            pair.mask, rgb_map, cfg.mask.tolerance, cfg.data.max_pixels, cfg.mask.threshold
+        ))
     picture = grid.image()
     if cfg.figure.colors:
         picture = picture.quantize(colors=cfg.figure.colors)
