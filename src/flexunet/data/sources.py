@@ -254,7 +254,7 @@ class MixtureSource(DataSource):
         weight = self.weights[name]
         whole, part = int(weight), weight - int(weight)
         extra = random.Random(self.members[name].split_seed).sample(
-            pairs, round(part * len(pairs))
+            pairs, math.floor(part * len(pairs) + 0.5)
         )
         return [p for p in pairs for _ in range(whole)] + sorted(extra, key=lambda p: p.stem)
 

@@ -164,12 +164,12 @@ def check_pairs(
 
     Reported: unreadable, corrupt or truncated images and masks; images and masks of
     different sizes; mask colours not in ``rgb_map`` (beyond ``tolerance``); images smaller
-    than ``min_size`` (width, height); with ``threshold`` (mask.threshold), grey masks that are
-    mostly mid-grey (:func:`~flexunet.data.masks.apply_threshold`); images or masks over ``max_pixels``, which are
-    refused as possible decompression bombs without being decoded; files that are not
-    regular files (a folder named like an image, a link loop). Sizes are compared upright:
-    the EXIF orientation of images and masks is applied. Files are only read. ``desc``
-    labels the progress bar shown for many pairs.
+    than ``min_size`` (width, height); with ``threshold`` (mask.threshold), grey masks that
+    are mostly mid-grey (:func:`~flexunet.data.masks.apply_threshold`); images or masks over
+    ``max_pixels``, which are refused as possible decompression bombs without being decoded;
+    files that are not regular files (a folder named like an image, a link loop). Sizes are
+    compared upright: the EXIF orientation of images and masks is applied. Files are only
+    read. ``desc`` labels the progress bar shown for many pairs.
     """
     cmap = _as_color_map(rgb_map)
     tolerance = _check_tolerance(tolerance)
@@ -179,7 +179,9 @@ def check_pairs(
     for pair in progress(pairs, desc, unit="pair"):
         image_size, image_problems = _check_image(Path(pair.image), min_size, max_pixels)
         problems.extend(image_problems)
-        problems.extend(_check_mask(pair, image_size, cmap, tolerance, max_pixels, threshold))
+        problems.extend(
+            _check_mask(pair, image_size, cmap, tolerance, max_pixels, threshold)
+        )
     return problems
 
 
