@@ -142,7 +142,7 @@ class EvalConfig(PredictOptions):
 
 @dataclass
 class EvaluateJobConfig:
-    ckpt_path: str = MISSING  # a .keras checkpoint or a training run directory
+    ckpt_path: Any = MISSING  # a checkpoint, a run or sweep directory, or a list of runs
     eval: EvalConfig = field(default_factory=EvalConfig)
     data: DataConfig = field(default_factory=DataConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
@@ -166,7 +166,7 @@ class InferConfig(PredictOptions):
 
 @dataclass
 class InferJobConfig:
-    ckpt_path: str = MISSING
+    ckpt_path: Any = MISSING  # a checkpoint, a run or sweep directory, or a list of runs
     infer: InferConfig = field(default_factory=InferConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -188,7 +188,7 @@ class FigureConfig(PredictOptions):
 
 @dataclass
 class FigureJobConfig:
-    ckpt_path: str = MISSING
+    ckpt_path: Any = MISSING  # a checkpoint, a run or sweep directory, or a list of runs
     figure: FigureConfig = field(default_factory=FigureConfig)
     data: DataConfig = field(default_factory=DataConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)

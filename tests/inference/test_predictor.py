@@ -219,7 +219,7 @@ def test_predict_images_reports_a_bad_image_to_on_error_or_raises(
     Image.fromarray(_image(40, 30)).save(good)
     bad.write_bytes(b"")
     Image.fromarray(_image(20, 10)).save(last)
-    predictor = Predictor(pixel_model, PredictOptions(), 2)
+    predictor = Predictor([pixel_model], PredictOptions(), 2)
     with pytest.raises(DataError, match="bad.png: image is not a readable image"):
         list(predict_images(predictor, [good, bad, last]))
     failed: list[tuple[Path, str]] = []

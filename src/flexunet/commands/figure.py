@@ -70,7 +70,7 @@ def make_figure(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
     output = Path(cfg.figure.output).expanduser()
     output.parent.mkdir(parents=True, exist_ok=True)
     picture.save(output, optimize=True)
-    log.info("wrote %s (%d image(s) of %s)", output, len(pairs), predictor.checkpoint)
+    log.info("wrote %s (%d image(s) of %s)", output, len(pairs), predictor.describe())
     return output
 
 

@@ -62,12 +62,20 @@ class FigureGrid:
 
     def add(self, name: str, prediction: Prediction, true: np.ndarray) -> None:
         """One row: ``prediction`` of an image and its ground-truth class map ``true``."""
-        width = self.width
         dice = image_metrics(prediction.class_map, true, self.num_classes)["dice"]
-        small = fit_width(prediction.image, width)
-        small_pred = fit_width(prediction.class_map.astype(np.uint8), width, nearest=True)
+        self.add_row(name, prediction.image, true, prediction.class_map, dice)
+
+    def add_row(
+        self, name: str, image: np.ndarray, true: np.ndarray, pred: np.ndarray, dice: float
+    ) -> None:
+        """One row from an image, its true and predicted class maps (any common size, e.g.
+        thumbnails) and the lesion ``dice`` scored at the original size."""
+        width = self.width
+        small = fit_width(image, width)
+        small_pred = fit_width(pred.astype(np.uint8), width, nearest=True)
         self.rows.append([
-            small, fit_width(self.colors[true], width, nearest=True), self.colors[small_pred],
+            small, self.colors[fit_width(true.astype(np.uint8), width, nearest=True)],
+            self.colors[small_pred],
             contour_overlay(small, small_pred, self.num_classes),  # a 1-pixel contour
         ])
         self.notes.append((2 * (width + self.gap) + 2, self.top + 2, f"{name}  Dice {dice:.3f}"))
