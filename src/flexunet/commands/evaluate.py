@@ -19,7 +19,7 @@ are wrong.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,16 @@ def evaluate_run(train_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg[key] = OmegaConf.merge(cfg[key], OmegaConf.to_container(train_cfg[key], resolve=True))
     cfg.data.limit = None
     return evaluate(cfg, run_dir / f"eval_{cfg.eval.split}")
+
+
+def evaluate_ensemble(sweep_dir: Path, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Score the runs of a sweep (e.g. the folds of ``data.source.fold=0,1,2``) as one
+    ensemble with the ``evaluate_after`` ``options`` into ``SWEEP_DIR/eval_SPLIT/``; data and
+    mask config from the first run, as ``flexunet-eval ckpt_path=SWEEP_DIR`` would."""
+    cfg = OmegaConf.structured(EvaluateJobConfig)
+    cfg.ckpt_path = str(sweep_dir.resolve())
+    cfg.eval = OmegaConf.merge(cfg.eval, options)
+    return evaluate(cfg, sweep_dir / f"eval_{cfg.eval.split}")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")

@@ -65,10 +65,12 @@ def overlay_thumbnail(
 
 def worst_figure(worst: Sequence[Worst], num_classes: int, path: Path) -> Path:
     """``path`` (PNG): the ``worst`` images as rows of input / ground truth / prediction /
-    overlay (flexunet-figure's layout), each labelled with its Dice at the original size."""
+    overlay of both contours (ground truth magenta, prediction green), each labelled with its
+    Dice at the original size (flexunet-figure's layout)."""
     grid = FigureGrid(num_classes, THUMBNAIL_WIDTH)
     for item in worst:
-        grid.add_row(item.stem, item.image, item.true, item.pred, item.dice)
+        overlay = np.asarray(Image.open(io.BytesIO(item.png)).convert("RGB"))
+        grid.add_row(item.stem, item.image, item.true, item.pred, item.dice, overlay)
     grid.image().quantize(colors=256).save(path, optimize=True)
     return path
 
