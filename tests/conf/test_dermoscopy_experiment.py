@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hydra.types import RunMode
 from hydra.utils import instantiate
 
 
 def test_folds_are_one_sweep_within_the_time_budget(compose) -> None:
     cfg = compose(["experiment=dermoscopy_cpu"])
-    assert cfg.hydra.mode == "MULTIRUN"
+    assert cfg.hydra.mode == RunMode.MULTIRUN
     folds = cfg.data.source.folds
     swept = [int(f) for f in str(cfg.hydra.sweeper.params["data.source.fold"]).split(",")]
     assert swept == list(range(folds))
