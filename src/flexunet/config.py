@@ -34,6 +34,7 @@ def at_least(minimum: float, default: Any) -> Any:
 class PathsConfig:
     root_dir: str = "${hydra:runtime.cwd}"
     data_dir: str = "${paths.root_dir}/data"
+    shared_data: str = "${paths.root_dir}/../shared/data"  # the shared sample datasets
     output_dir: str = "outputs"  # relative to the directory the command runs from
     run_dir: str = "${hydra:runtime.output_dir}"
 
@@ -46,6 +47,10 @@ class MaskConfig:
     # Max per-channel distance at which a colour snaps to the nearest rgb_map colour
     # (0: every colour must match exactly; use ~40 for JPEG-compressed masks).
     tolerance: int = 0
+    # Grey masks (black/white rgb_map only): values above it are lesion, the rest skin, so
+    # interpolated grey edges are accepted; a mostly mid-grey mask is still an error
+    # (flexunet.data.masks.apply_threshold). null: every colour must be in rgb_map.
+    threshold: int | None = None
 
 
 @dataclass
@@ -137,7 +142,7 @@ class EvalConfig(PredictOptions):
 
 @dataclass
 class EvaluateJobConfig:
-    ckpt_path: str = MISSING  # a .keras checkpoint or a training run directory
+    ckpt_path: Any = MISSING  # a checkpoint, a run or sweep directory, or a list of runs
     eval: EvalConfig = field(default_factory=EvalConfig)
     data: DataConfig = field(default_factory=DataConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
@@ -161,7 +166,7 @@ class InferConfig(PredictOptions):
 
 @dataclass
 class InferJobConfig:
-    ckpt_path: str = MISSING
+    ckpt_path: Any = MISSING  # a checkpoint, a run or sweep directory, or a list of runs
     infer: InferConfig = field(default_factory=InferConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -183,7 +188,7 @@ class FigureConfig(PredictOptions):
 
 @dataclass
 class FigureJobConfig:
-    ckpt_path: str = MISSING
+    ckpt_path: Any = MISSING  # a checkpoint, a run or sweep directory, or a list of runs
     figure: FigureConfig = field(default_factory=FigureConfig)
     data: DataConfig = field(default_factory=DataConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)

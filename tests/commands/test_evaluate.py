@@ -138,3 +138,89 @@ def test_scores_the_runs_split_with_the_options(tmp_path: Path, data_dir: Path) 
     source = instantiate(cfg.data.source, _convert_="all")
     assert report["data"]["limit"] is None
     assert report["count"] == len(source.pairs("test"))
+
+
+# --------------------------------------------------------------------------- ensembles
+
+
+@pytest.fixture(scope="module")
+def fold_sweep(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """Two debug=fast folds trained as one sweep, as a user runs it: ``-m
+    data.source.folds=2 data.source.fold=0,1`` with evaluate_after (flip TTA)."""
+    from tests.helpers import FAST, run_train, sweep_dirs
+
+    cwd = tmp_path_factory.mktemp("folds")
+    proc = run_train(
+        ["-m", *FAST, f"paths.data_dir={data_dir}", "data.source.folds=2",
+         "data.source.fold=0,1", "evaluate_after={split: test, tta: flips}"],
+        cwd,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [sweep] = sweep_dirs(cwd)
+    return sweep
+
+
+def test_a_fold_sweep_ends_with_its_ensemble_scored(fold_sweep: Path) -> None:
+    members = [str(fold_sweep.resolve() / job / "checkpoints" / "best.keras") for job in "01"]
+    result = json.loads((fold_sweep / "eval_test" / "evaluation.json").read_text())
+    assert result["members"] == members and result["checkpoint"] is None
+    assert result["options"]["tta"] == "flips"
+    valid = [
+        json.loads((fold_sweep / job / "eval_test" / "evaluation.json").read_text())["count"]
+        for job in "01"
+    ]
+    assert valid == [result["count"]] * 2  # the folds share one test split
+    assert (fold_sweep / "eval_test" / "worst.png").is_file()
+
+
+def test_a_sweep_directory_and_a_list_of_runs_are_the_same_ensemble(
+    compose, fold_sweep: Path, tmp_path: Path
+) -> None:
+    runs = [fold_sweep / "0", fold_sweep / "1"]
+    by_sweep, rows = _evaluate(compose, [f"ckpt_path={fold_sweep}"], tmp_path / "sweep")
+    by_list, _ = _evaluate(compose, [f"ckpt_path=[{runs[0]},{runs[1]}]"], tmp_path / "list")
+    single, _ = _evaluate(compose, [f"ckpt_path={runs[0]}"], tmp_path / "single")
+    expected = [str(run / "checkpoints" / "best.keras") for run in runs]
+    assert by_sweep["members"] == by_list["members"] == expected
+    assert by_sweep["mean"] == by_list["mean"]
+    assert single["members"] == expected[:1] and single["checkpoint"] == expected[0]
+    assert single["mean"]["dice_coef_multiclass"] != by_sweep["mean"]["dice_coef_multiclass"]
+    # the runs recorded tta=flips (evaluate_after): it applies unless the command line says
+    assert by_sweep["options"]["tta"] == "flips"
+    plain, _ = _evaluate(compose, [f"ckpt_path={fold_sweep}", "eval.tta=null"], tmp_path / "p")
+    assert plain["options"]["tta"] is None and plain["mean"] != by_sweep["mean"]
+    assert len(rows) == by_sweep["count"]
+
+
+def test_a_mixture_is_scored_per_source_with_its_worst_images(
+    compose, fast_run: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    synthetic = next((data_dir / "synthetic").iterdir())  # the fast run's generated images
+    for name, stems in (("a", range(0, 5)), ("b", range(5, 8))):
+        for sub in ("images", "masks"):
+            (tmp_path / name / sub).mkdir(parents=True)
+            for i in stems:
+                found = sorted((synthetic / sub).iterdir())[i]
+                (tmp_path / name / sub / found.name).symlink_to(found)
+    # the shared datasets out, two folders in, as a user adds and removes sources
+    result, rows = _evaluate(
+        compose,
+        [f"ckpt_path={fast_run}", "data=mixture", "~data.source.sources.ph2",
+         "~data.source.sources.isic2017", "~data.source.sources.ham10000",
+         f"+data.source.sources.a={{root: {tmp_path / 'a'}}}",
+         f"+data.source.sources.b={{root: {tmp_path / 'b'}, weight: 2}}",
+         "eval.split=all", "eval.report_worst=2"],
+        tmp_path / "eval",
+    )
+    assert {k: v["count"] for k, v in result["per_source"].items()} == {"a": 5, "b": 3}
+    for name in ("a", "b"):
+        dice = sorted(float(r["dice"]) for r in rows if r["source"] == name)
+        assert result["per_source"][name]["mean"]["dice"] == pytest.approx(np.mean(dice))
+        assert [w["dice"] for w in result["worst"][name]] == pytest.approx(dice[:2])
+    worst = list(csv.DictReader((tmp_path / "eval" / "worst.csv").open()))
+    assert [(r["source"], r["rank"]) for r in worst] == [("a", "1"), ("a", "2"), ("b", "1"),
+                                                         ("b", "2")]
+    with Image.open(tmp_path / "eval" / "worst.png") as figure:
+        assert figure.height > 8 * 100  # eight rows of 256-pixel-wide thumbnails
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert "Per source" in page and "a: the 2 worst" in page

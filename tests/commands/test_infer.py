@@ -250,3 +250,27 @@ def test_input_options_are_checked(
     with pytest.raises(DataError, match=r"^1 of 1 images skipped"):
         _infer(compose, [*base, f"infer.input={bad_inputs}/good.jpg", "infer.max_pixels=100"],
                tmp_path)
+
+
+@pytest.mark.shared_data
+def test_a_list_of_runs_predicts_their_mean_probability(
+    compose, run_dir: Path, images_dir: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    import keras
+
+    keras.utils.set_random_seed(11)
+    model = build_flexunet(64, 64, base_filters=4, base_kernels=(3, 3), num_layers=3)
+    other = fake_run(tmp_path / "other_run", data_dir, model)
+    maps = {}
+    for name, ckpt in (("a", str(run_dir)), ("b", str(other)), ("ab", f"[{run_dir},{other}]")):
+        out = tmp_path / name
+        _infer(
+            compose,
+            [f"ckpt_path={ckpt}", f"infer.input={images_dir}", f"infer.output_dir={out}",
+             "infer.probabilities=true"],
+            tmp_path,
+        )
+        with Image.open(out / "probabilities" / f"{HAM_IMAGE.stem}.png") as probs:
+            maps[name] = np.asarray(probs, dtype=np.float64)
+    assert np.abs(maps["a"] - maps["b"]).max() > 10  # two different models
+    assert np.abs(maps["ab"] - (maps["a"] + maps["b"]) / 2).max() <= 1.0  # 8-bit rounding

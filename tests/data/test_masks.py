@@ -236,3 +236,50 @@ def test_class_fraction() -> None:
     assert class_fraction(mask) == 0.5
     assert class_fraction(mask, 2) == 0.25
     assert class_fraction(np.zeros((0, 0), np.uint8)) == 0.0
+
+
+# --------------------------------------------------------------------------- mask.threshold
+
+
+def _grey_edged_mask(path: Path, mid_rows: int) -> Path:
+    """A 40x40 grey mask: a lesion of 255, edges of interpolated grey (100, 160 and 200:
+    1.5 % of the pixels in the mid band), and ``mid_rows`` rows of mid grey 128."""
+    mask = np.zeros((40, 40), np.uint8)
+    mask[6:14, 4:16] = 255
+    mask[5, 4:16], mask[14, 4:16], mask[6:14, 3] = 100, 160, 200
+    mask[40 - mid_rows :, :] = 128
+    Image.fromarray(mask).save(path)
+    return path
+
+
+def test_threshold_binarises_grey_edges(tmp_path: Path) -> None:
+    path = _grey_edged_mask(tmp_path / "edges.png", mid_rows=0)
+    with pytest.raises(DataError, match="not in rgb_map"):
+        decode_mask(path, BINARY)  # exact colours: the grey edge is refused
+    classes = decode_mask(path, BINARY, threshold=128)
+    expected = np.zeros((40, 40), np.uint8)
+    expected[6:14, 4:16] = 1
+    expected[14, 4:16] = 1  # 160 > 128
+    expected[6:14, 3] = 1  # 200 > 128; 100 is skin
+    np.testing.assert_array_equal(classes, expected)
+    assert unmapped_colors(np.asarray(Image.open(path)), BINARY, threshold=128) == []
+
+
+def test_threshold_still_refuses_a_mid_grey_mask(tmp_path: Path) -> None:
+    # 4 rows of 128 plus the 24 edge pixels of 100 and 160: 11.5 % of the pixels in 64..191
+    path = _grey_edged_mask(tmp_path / "mid.png", mid_rows=4)
+    with pytest.raises(DataError, match=r"mid\.png: 11\.5% of the mask's pixels are mid-grey") as e:
+        decode_mask(path, BINARY, threshold=128)
+    assert "mask.threshold=null" in str(e.value) and "0 = skin, 255 = lesion" in str(e.value)
+    with pytest.raises(ConfigError, match="does not map both"):
+        decode_mask(path, {"0,0,0": 0, "128,128,128": 1}, threshold=128)
+
+
+@pytest.mark.shared_data
+def test_isic2017_masks_decode_with_the_default_threshold() -> None:
+    path = DATA / "isic2017" / "masks" / "ISIC_0014794_segmentation.png"  # the greyest edge
+    with pytest.raises(DataError, match="not in rgb_map"):
+        decode_mask(path, BINARY)
+    classes = decode_mask(path, BINARY, threshold=128)
+    grey = np.asarray(Image.open(path).convert("L"))
+    np.testing.assert_array_equal(classes, grey > 128)

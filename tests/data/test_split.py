@@ -156,3 +156,17 @@ def test_metadata_bad_columns_and_missing_file(tmp_path: Path) -> None:
 def test_groups_missing_stem() -> None:
     with pytest.raises(DataError, match="b"):
         split_stems(["a", "b"], FRACTIONS, 0, groups={"a": "L1"})
+
+
+def test_folds_partition_the_non_test_stems() -> None:
+    from flexunet.data.split import fold_stems
+
+    stems = [f"IMD{i:03}" for i in range(50)]
+    fractions = {"train": 0.7, "valid": 0.2, "test": 0.1}
+    plain = split_stems(stems, fractions, 137)
+    splits = [fold_stems(stems, fractions, 137, 5, k) for k in range(5)]
+    valids = [set(s["valid"]) for s in splits]
+    non_test = set(stems) - set(plain["test"])
+    assert all(s["test"] == plain["test"] for s in splits)  # the test split does not move
+    assert set().union(*valids) == non_test and sum(map(len, valids)) == len(non_test) == 45
+    assert all(set(s["train"]) == non_test - v for s, v in zip(splits, valids, strict=True))

@@ -272,3 +272,15 @@ def test_folders_and_link_loops_are_problems_not_crashes(tmp_path: Path) -> None
         load_image_rgb(tmp_path / "dir.jpg")
     with pytest.raises(DataError, match="a.jpg: cannot open image .*symbolic links"):
         load_image_rgb(tmp_path / "a.jpg")
+
+
+def test_check_reports_a_mid_grey_mask_under_the_threshold(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    Image.fromarray(np.full((10, 10), 128, np.uint8)).save(tmp_path / "masks" / "a.png")
+    pair = Pair("a", tmp_path / "images" / "a.png", tmp_path / "masks" / "a.png")
+    binary = {"0,0,0": 0, "255,255,255": 1}
+    problems = check_pairs([pair], binary, threshold=128)
+    assert [p.path for p in problems] == [pair.mask]
+    assert "100.0% of the mask's pixels are mid-grey" in problems[0].problem

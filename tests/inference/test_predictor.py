@@ -219,7 +219,7 @@ def test_predict_images_reports_a_bad_image_to_on_error_or_raises(
     Image.fromarray(_image(40, 30)).save(good)
     bad.write_bytes(b"")
     Image.fromarray(_image(20, 10)).save(last)
-    predictor = Predictor(pixel_model, PredictOptions(), 2)
+    predictor = Predictor([pixel_model], PredictOptions(), 2)
     with pytest.raises(DataError, match="bad.png: image is not a readable image"):
         list(predict_images(predictor, [good, bad, last]))
     failed: list[tuple[Path, str]] = []
@@ -230,3 +230,36 @@ def test_predict_images_reports_a_bad_image_to_on_error_or_raises(
     assert [path for path, _ in failed] == [bad]
     with pytest.raises(DataError, match="decompression bomb"):
         list(predict_images(predictor, [good], max_pixels=100))
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members(pixel_model: keras.Model) -> None:
+    keras.utils.set_random_seed(4)
+    other = keras.models.clone_model(pixel_model)  # new random weights
+    image = _image(50, 40)
+    options = PredictOptions(postprocess="largest_component")
+    first = Predictor([pixel_model], options, 2)(image)[0]
+    second = Predictor([other], options, 2)(image)[0]
+    probs, class_map = Predictor([pixel_model, other], options, 2)(image)
+    np.testing.assert_allclose(probs, (first + second) / 2, atol=1e-6)
+    np.testing.assert_array_equal(class_map, to_class_map(probs, "largest_component"))
+
+
+def test_a_sweep_directory_resolves_to_its_runs(tmp_path: Path) -> None:
+    from flexunet.inference.predictor import resolve_members
+
+    for job in ("0", "1", "2", "10"):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / ".hydra" / "config.yaml").write_text("{}\n")
+        if job != "2":  # job 2 failed before its first checkpoint: left out
+            (tmp_path / job / "checkpoints").mkdir()
+            (tmp_path / job / "checkpoints" / "best.keras").write_bytes(b"")
+    members = resolve_members(tmp_path)
+    assert [run.name for _, run in members] == ["0", "1", "10"]
+    listed = resolve_members(
+        [str(tmp_path / "1"), str(tmp_path / "0" / "checkpoints" / "best.keras")]
+    )
+    assert [ckpt for ckpt, _ in listed] == [
+        tmp_path / "1" / "checkpoints" / "best.keras", tmp_path / "0" / "checkpoints" / "best.keras"
+    ]
+    with pytest.raises(ConfigError, match="it is a sweep directory"):
+        resolve_checkpoint(tmp_path)

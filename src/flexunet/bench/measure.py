@@ -131,7 +131,7 @@ def bench_pairs(cfg: DictConfig) -> tuple[list[Pair], str]:
     if cfg.data.check:
         problems = check_pairs(
             pairs, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance,
-            max_pixels=cfg.data.max_pixels,
+            max_pixels=cfg.data.max_pixels, threshold=cfg.mask.threshold,
         )
         raise_if_problems(problems, "data check before benchmarking")
     return pairs, f"{len(pairs)} pairs from {source.root}"
@@ -186,7 +186,7 @@ def in_memory(job: DictConfig, pairs: Sequence[Pair]) -> tuple[np.ndarray, np.nd
     float32 images and the model's targets, for the in-memory reference fits."""
     images, masks = load_arrays(
         pairs, model_size(job), parse_rgb_map(job.mask.rgb_map), job.mask.tolerance,
-        job.data.max_pixels,
+        job.data.max_pixels, job.mask.threshold,
     )
     classes = job.mask.num_classes
     if classes == 1:
@@ -337,7 +337,7 @@ def measure_callbacks(
     valid_ds = dataset(job, cycle(pairs[::-1], valid_steps * batch), train=False, repeat=True)
     images, masks = load_arrays(
         pairs[:8], model_size(job), parse_rgb_map(job.mask.rgb_map), job.mask.tolerance,
-        job.data.max_pixels,
+        job.data.max_pixels, job.mask.threshold,
     )
     epoch_s: dict[bool, list[float]] = {False: [], True: []}
     hooks: dict[str, float] = {}

@@ -86,26 +86,61 @@ def load_checkpoint(
     A run directory's config nodes ``inherit`` (e.g. data, mask) replace this job's unless
     the command line (``overrides``) sets them. Returns that config and the checkpoint.
     """
-    from flexunet.inference.predictor import resolve_checkpoint
+    from flexunet.errors import ConfigError
+
+    if not isinstance(cfg.ckpt_path, str):
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path}: this command takes one checkpoint or run directory "
+            "(flexunet-eval, -infer and -figure ensemble a list)"
+        )
+    cfg, members = load_members(cfg, overrides, inherit)
+    return cfg, members[0][0]
+
+
+def load_members(
+    cfg: DictConfig, overrides: Sequence[str], inherit: Sequence[str]
+) -> tuple[DictConfig, list[tuple[Path, Path | None]]]:
+    """TensorFlow's runtime set-up and ``ckpt_path`` resolved to ``(checkpoint file, run
+    directory or None)``: one, or the members of an ensemble (a sweep directory or a list of
+    runs and checkpoints).
+
+    The first member that is a run directory lends its config nodes ``inherit`` (e.g. data,
+    mask) unless the command line (``overrides``) sets them.
+    """
+    from flexunet.inference.predictor import resolve_members
     from flexunet.runs.reuse import inherit_run_config
     from flexunet.training.runtime import configure_tensorflow
 
     configure_tensorflow(**cfg.runtime)
-    ckpt, train_run = resolve_checkpoint(cfg.ckpt_path)
-    return inherit_run_config(cfg, train_run, overrides, inherit), ckpt
+    ckpt_path = cfg.ckpt_path
+    if not isinstance(ckpt_path, str):  # a list of runs: plain strings
+        ckpt_path = [str(item) for item in ckpt_path]
+    members = resolve_members(ckpt_path)
+    train_run = next((run for _, run in members if run is not None), None)
+    return inherit_run_config(cfg, train_run, overrides, inherit), members
 
 
 def load_predictor(
     cfg: DictConfig, node: str, overrides: Sequence[str], inherit: Sequence[str]
 ) -> tuple[DictConfig, Predictor]:
-    """The set-up of the commands that predict: :func:`load_checkpoint` and the prediction
+    """The set-up of the commands that predict: :func:`load_members` and the prediction
     options of ``cfg[node]`` (eval, infer, figure). Returns the config and the predictor.
+
+    A training run that recorded prediction options (its ``evaluate_after``: tta,
+    postprocess, tiled, ...) lends them unless the command line sets ``NODE.KEY``, so that a
+    run is scored and predicted the way its experiment chose.
     """
     from flexunet.inference.options import PredictOptions
     from flexunet.inference.predictor import Predictor
+    from flexunet.runs.reuse import inherit_predict_options
 
-    cfg, ckpt = load_checkpoint(cfg, overrides, inherit)
+    cfg, members = load_members(cfg, overrides, inherit)
+    runs = [run for _, run in members if run is not None]
+    if runs:
+        cfg = inherit_predict_options(cfg, runs[0], overrides, node)
     options = PredictOptions.from_config(cfg[node])
-    predictor = Predictor.from_checkpoint(ckpt, options, cfg.mask.num_classes)
-    log.info("checkpoint %s, %s", ckpt, options)
+    predictor = Predictor.from_checkpoints(
+        [ckpt for ckpt, _ in members], options, cfg.mask.num_classes
+    )
+    log.info("checkpoint %s, %s", predictor.describe(), options)
     return cfg, predictor

@@ -61,14 +61,16 @@ def make_figure(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
         predictor, [p.image for p in pairs], "figure", max_pixels=cfg.data.max_pixels
     )
     for pair, prediction in zip(pairs, predictions, strict=True):
-        grid.add(pair.stem, prediction, decode_mask(pair.mask, rgb_map, cfg.mask.tolerance))
+        grid.add(pair.stem, prediction, decode_mask(
+            pair.mask, rgb_map, cfg.mask.tolerance, cfg.data.max_pixels, cfg.mask.threshold
+        ))
     picture = grid.image()
     if cfg.figure.colors:
         picture = picture.quantize(colors=cfg.figure.colors)
     output = Path(cfg.figure.output).expanduser()
     output.parent.mkdir(parents=True, exist_ok=True)
     picture.save(output, optimize=True)
-    log.info("wrote %s (%d image(s) of %s)", output, len(pairs), predictor.checkpoint)
+    log.info("wrote %s (%d image(s) of %s)", output, len(pairs), predictor.describe())
     return output
 
 

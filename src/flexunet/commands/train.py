@@ -97,7 +97,7 @@ def train(
         log.info("model: %s parameters, input %dx%d", f"{model.count_params():,}", *size)
         samples = load_arrays(
             pairs["valid"][:8], size, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance,
-            cfg.data.max_pixels,
+            cfg.data.max_pixels, cfg.mask.threshold,
         )
         callbacks = build.build_callbacks(cfg, *samples)
         if cfg.logger is not None:

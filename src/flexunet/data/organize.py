@@ -91,6 +91,7 @@ def check_source(
     image_dir: str = "images",
     mask_dir: str = "masks",
     mask_suffixes: Sequence[str] = DEFAULT_MASK_SUFFIXES,
+    threshold: int | None = None,
 ) -> tuple[Pairing, list[Problem]]:
     """Pair ``source/image_dir`` with ``source/mask_dir`` and check every file (read only).
 
@@ -103,7 +104,7 @@ def check_source(
     if not pairing.pairs and not pairing.images_without_mask and not pairing.masks_without_image:
         raise DataError(f"{images}: no images found (extensions .jpg .png .bmp .tif)")
     problems = pairing_problems(pairing)
-    problems += check_pairs(pairing.pairs, rgb_map, tolerance=tolerance)
+    problems += check_pairs(pairing.pairs, rgb_map, tolerance=tolerance, threshold=threshold)
     return pairing, problems
 
 
@@ -316,9 +317,11 @@ def _write(rows: Sequence[SplitRow], output: Path, link: str, title: str) -> Non
 # --------------------------------------------------------------------------- prepare
 
 
-def _lesion_fraction(pair: Pair, cmap: Mapping[object, int], tolerance: int) -> float:
+def _lesion_fraction(
+    pair: Pair, cmap: Mapping[object, int], tolerance: int, threshold: int | None
+) -> float:
     """Fraction of mask pixels of any class other than 0 (the lesion for binary masks)."""
-    classes = decode_mask(pair.mask, cmap, tolerance)
+    classes = decode_mask(pair.mask, cmap, tolerance, threshold=threshold)
     return float(np.count_nonzero(classes)) / float(max(1, classes.size))
 
 
@@ -349,6 +352,7 @@ def prepare_dataset(
     link: str = "copy",
     overwrite: bool = False,
     check_only: bool = False,
+    threshold: int | None = None,
 ) -> list[SplitRow]:
     """Check ``source`` and, unless ``check_only``, write ``output/{train,valid,test}``.
 
@@ -371,7 +375,9 @@ def prepare_dataset(
         _check_output(source, out, image_dir, mask_dir, overwrite)
 
     log.info("checking %s ...", source)
-    pairing, problems = check_source(source, cmap, tolerance, image_dir, mask_dir, mask_suffixes)
+    pairing, problems = check_source(
+        source, cmap, tolerance, image_dir, mask_dir, mask_suffixes, threshold
+    )
     if problems:
         where = f"{source} ({_counts(pairing)})"
         if not check_only:
@@ -392,7 +398,7 @@ def prepare_dataset(
     rows = [
         SplitRow(
             by_stem[stem], split, groups[stem] if groups is not None else "",
-            _lesion_fraction(by_stem[stem], cmap, tolerance),
+            _lesion_fraction(by_stem[stem], cmap, tolerance, threshold),
         )
         for split in SPLITS
         for stem in parts.get(split, [])
@@ -431,4 +437,5 @@ def run_from_config(cfg: DictConfig, cwd: Path) -> list[SplitRow]:
         link=str(cfg.link),
         overwrite=bool(cfg.overwrite),
         check_only=bool(cfg.check_only),
+        threshold=cfg.mask.threshold,
     )

@@ -34,11 +34,13 @@ _SHOW = 10
 
 @dataclass(frozen=True)
 class Pair:
-    """One image and its mask; ``stem`` is the image's file stem."""
+    """One image and its mask; ``stem`` is the image's file stem, ``source`` the name of the
+    mixture source it comes from (None outside a mixture)."""
 
     stem: str
     image: Path
     mask: Path
+    source: str | None = None
 
 
 @dataclass

@@ -73,6 +73,7 @@ def read_pair(
     rgb_map: Mapping[tuple[int, int, int], int],
     tolerance: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    threshold: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Image (H, W, 3) uint8 and class-index mask (H, W) uint8, both upright (EXIF
     orientation) and resized to ``size`` (w, h); files over ``max_pixels`` are refused.
@@ -94,7 +95,9 @@ def read_pair(
     image = resize_image(image, size)
     if mask_size != size:
         plane = cv2.resize(plane, size, interpolation=cv2.INTER_NEAREST)
-    return image, decode_mask_array(plane, rgb_map, tolerance, source=pair.mask)
+    return image, decode_mask_array(
+        plane, rgb_map, tolerance, source=pair.mask, threshold=threshold
+    )
 
 
 class DecodedCache:
@@ -180,6 +183,7 @@ def make_dataset(
     prefetch: int = 2,
     cache: DecodedCache | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    threshold: int | None = None,
 ) -> tf.data.Dataset:
     """A batched dataset of (float32 image 0-255, one-hot mask) for ``model.fit``.
 
@@ -190,16 +194,22 @@ def make_dataset(
     (docs/performance.md).
     ``cache``: where decoded, resized pairs are kept between epochs (None: decode every time).
     ``max_pixels``: larger files are refused as possible decompression bombs.
+    ``threshold``: grey masks are binarised (``mask.threshold``, see
+    :func:`~flexunet.data.masks.apply_threshold`).
+    A pair listed several times (a mixture's sampling weight) is decoded and cached once.
     """
     pairs = list(pairs)
     width, height = size
     cache = cache if cache is not None else DecodedCache(0)
+    unique = list(dict.fromkeys(pairs))
+    slot = {pair: i for i, pair in enumerate(unique)}
+    slots = [slot[pair] for pair in pairs]
 
     def read(index: int) -> tuple[np.ndarray, np.ndarray]:
-        return read_pair(pairs[index], size, rgb_map, tolerance, max_pixels)
+        return read_pair(unique[index], size, rgb_map, tolerance, max_pixels, threshold)
 
     def load(index: np.int64) -> tuple[np.ndarray, np.ndarray]:
-        image, mask = cache.get(int(index), read)
+        image, mask = cache.get(slots[int(index)], read)
         if augment is not None:
             out = augment(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
@@ -235,9 +245,10 @@ def load_arrays(
     rgb_map: Mapping[tuple[int, int, int], int],
     tolerance: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    threshold: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A few pairs as stacked arrays (images float32 0-255, masks uint8); for previews."""
-    loaded = [read_pair(p, size, rgb_map, tolerance, max_pixels) for p in pairs]
+    loaded = [read_pair(p, size, rgb_map, tolerance, max_pixels, threshold) for p in pairs]
     images = np.stack([im for im, _ in loaded]).astype(np.float32)
     masks = np.stack([m for _, m in loaded])
     return images, masks

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from flexunet.errors import ConfigError, DataError
 
-__all__ = ["allocate_counts", "read_lesion_groups", "split_stems"]
+__all__ = ["allocate_counts", "fold_stems", "read_lesion_groups", "split_stems"]
 
 _SUM_TOLERANCE = 1e-6
 
@@ -159,6 +159,47 @@ def split_stems(
     return {
         name: sorted(stem for gid in gids for stem in members[gid])
         for name, gids in zip(names, assigned, strict=True)
+    }
+
+
+def fold_stems(
+    stems: Sequence[str],
+    fractions: Mapping[str, float],
+    seed: int,
+    folds: int,
+    fold: int,
+    groups: Mapping[str, str] | None = None,
+) -> dict[str, list[str]]:
+    """k-fold: the test split of :func:`split_stems` (its ``test`` fraction, same seed: the
+    same images as without folds), and the rest cut into ``folds`` parts; part ``fold`` is
+    the valid split, the others the train split.
+
+    The parts are one seeded partition of the non-test stems (by :func:`split_stems` with
+    equal fractions, so ``groups`` keep a lesion within one part), so the ``folds`` valid
+    splits are disjoint and together they are every non-test stem. The ``valid`` fraction
+    is not used: each valid split is about 1/``folds`` of the non-test stems.
+    """
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"data.source.folds={folds!r}: use an integer of at least 2, or null")
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+        raise ConfigError(
+            f"data.source.fold={fold!r}: use 0..{folds - 1} (data.source.folds={folds})"
+        )
+    items = dict(_check_fractions(fractions))
+    test = items.get("test", 0.0)
+    outer = split_stems(stems, {"rest": 1.0 - test, "test": test}, seed, groups)
+    rest = outer["rest"]
+    if len(rest) < folds:
+        raise DataError(
+            f"{len(rest)} non-test image(s) cannot be cut into data.source.folds={folds} "
+            "folds; use fewer folds"
+        )
+    parts = split_stems(rest, {str(i): 1.0 / folds for i in range(folds)}, seed, groups)
+    valid = parts[str(fold)]
+    return {
+        "train": sorted(x for i, part in parts.items() if i != str(fold) for x in part),
+        "valid": valid,
+        "test": outer["test"],
     }
 
 

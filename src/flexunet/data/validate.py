@@ -105,6 +105,7 @@ def _check_mask(
     cmap: Mapping[tuple[int, int, int], int],
     tolerance: int,
     max_pixels: int,
+    threshold: int | None,
 ) -> list[Problem]:
     path = pair.mask
     try:
@@ -123,7 +124,10 @@ def _check_mask(
                 f"NEAREST interpolation",
             )
         )
-    colours = unmapped_colors(plane, cmap, tolerance)
+    try:
+        colours = unmapped_colors(plane, cmap, tolerance, threshold, source=path)
+    except DataError as exc:  # mostly mid-grey under mask.threshold
+        return [*problems, Problem(path, _short(exc, path))]
     if colours:
         total = sum(n for _, n in colours)
         known = ", ".join(f"({r},{g},{b})" for (r, g, b) in sorted(cmap))
@@ -154,16 +158,18 @@ def check_pairs(
     min_size: tuple[int, int] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     desc: str = "check",
+    threshold: int | None = None,
 ) -> list[Problem]:
     """Check every pair and return the problems found (an empty list when all is well).
 
     Reported: unreadable, corrupt or truncated images and masks; images and masks of
     different sizes; mask colours not in ``rgb_map`` (beyond ``tolerance``); images smaller
-    than ``min_size`` (width, height); images or masks over ``max_pixels``, which are
-    refused as possible decompression bombs without being decoded; files that are not
-    regular files (a folder named like an image, a link loop). Sizes are compared upright:
-    the EXIF orientation of images and masks is applied. Files are only read. ``desc``
-    labels the progress bar shown for many pairs.
+    than ``min_size`` (width, height); with ``threshold`` (mask.threshold), grey masks that
+    are mostly mid-grey (:func:`~flexunet.data.masks.apply_threshold`); images or masks over
+    ``max_pixels``, which are refused as possible decompression bombs without being decoded;
+    files that are not regular files (a folder named like an image, a link loop). Sizes are
+    compared upright: the EXIF orientation of images and masks is applied. Files are only
+    read. ``desc`` labels the progress bar shown for many pairs.
     """
     cmap = _as_color_map(rgb_map)
     tolerance = _check_tolerance(tolerance)
@@ -173,7 +179,9 @@ def check_pairs(
     for pair in progress(pairs, desc, unit="pair"):
         image_size, image_problems = _check_image(Path(pair.image), min_size, max_pixels)
         problems.extend(image_problems)
-        problems.extend(_check_mask(pair, image_size, cmap, tolerance, max_pixels))
+        problems.extend(
+            _check_mask(pair, image_size, cmap, tolerance, max_pixels, threshold)
+        )
     return problems
 
 

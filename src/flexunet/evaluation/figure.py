@@ -62,13 +62,24 @@ class FigureGrid:
 
     def add(self, name: str, prediction: Prediction, true: np.ndarray) -> None:
         """One row: ``prediction`` of an image and its ground-truth class map ``true``."""
-        width = self.width
         dice = image_metrics(prediction.class_map, true, self.num_classes)["dice"]
-        small = fit_width(prediction.image, width)
-        small_pred = fit_width(prediction.class_map.astype(np.uint8), width, nearest=True)
+        self.add_row(name, prediction.image, true, prediction.class_map, dice)
+
+    def add_row(
+        self, name: str, image: np.ndarray, true: np.ndarray, pred: np.ndarray, dice: float,
+        overlay: np.ndarray | None = None,
+    ) -> None:
+        """One row from an image, its true and predicted class maps (any common size, e.g.
+        thumbnails) and the lesion ``dice`` scored at the original size; ``overlay`` replaces
+        the last cell (default: the prediction's contour on the image)."""
+        width = self.width
+        small = fit_width(image, width)
+        small_pred = fit_width(pred.astype(np.uint8), width, nearest=True)
+        if overlay is None:
+            overlay = contour_overlay(small, small_pred, self.num_classes)  # a 1-pixel contour
         self.rows.append([
-            small, fit_width(self.colors[true], width, nearest=True), self.colors[small_pred],
-            contour_overlay(small, small_pred, self.num_classes),  # a 1-pixel contour
+            small, self.colors[fit_width(true.astype(np.uint8), width, nearest=True)],
+            self.colors[small_pred], fit_width(overlay, width),
         ])
         self.notes.append((2 * (width + self.gap) + 2, self.top + 2, f"{name}  Dice {dice:.3f}"))
         self.top += self.rows[-1][0].shape[0] + self.gap

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from flexunet.evaluation.figure import fit_width
+from flexunet.evaluation.figure import FigureGrid, fit_width
 from flexunet.evaluation.scorer import metric_rows
 from flexunet.inference.writer import LESION_CONTOUR, contour
 
@@ -33,11 +33,15 @@ THUMBNAIL_WIDTH = 256
 
 @dataclass(frozen=True)
 class Worst:
-    """One of the worst images: its stem, lesion Dice and overlay thumbnail (PNG bytes)."""
+    """One of the worst images: its name, lesion Dice, overlay thumbnail (PNG bytes) and the
+    thumbnail-sized image, true and predicted class maps (for :func:`worst_figure`)."""
 
     stem: str
     dice: float
     png: bytes
+    image: np.ndarray
+    true: np.ndarray
+    pred: np.ndarray
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -59,6 +63,18 @@ def overlay_thumbnail(
     return _png(out)
 
 
+def worst_figure(worst: Sequence[Worst], num_classes: int, path: Path) -> Path:
+    """``path`` (PNG): the ``worst`` images as rows of input / ground truth / prediction /
+    overlay of both contours (ground truth magenta, prediction green), each labelled with its
+    Dice at the original size (flexunet-figure's layout)."""
+    grid = FigureGrid(num_classes, THUMBNAIL_WIDTH)
+    for item in worst:
+        overlay = np.asarray(Image.open(io.BytesIO(item.png)).convert("RGB"))
+        grid.add_row(item.stem, item.image, item.true, item.pred, item.dice, overlay)
+    grid.image().quantize(colors=256).save(path, optimize=True)
+    return path
+
+
 class WorstImages:
     """The ``count`` images with the lowest Dice seen so far (a heap, so memory stays at
     ``count`` thumbnails however many images are scored)."""
@@ -77,7 +93,12 @@ class WorstImages:
         if self.count == 0 or (full and dice >= -self._heap[0][0]):
             return
         thumbnail = overlay_thumbnail(image, true, pred, self.width)
-        entry = (-dice, self._seen, Worst(stem, dice, thumbnail))
+        small = (
+            fit_width(image, self.width),
+            fit_width(true.astype(np.uint8), self.width, nearest=True),
+            fit_width(pred.astype(np.uint8), self.width, nearest=True),
+        )
+        entry = (-dice, self._seen, Worst(stem, dice, thumbnail, *small))
         if full:
             heapq.heapreplace(self._heap, entry)
         else:
@@ -139,12 +160,43 @@ figure { margin: 0; } figcaption { font-size: 0.9em; }
 """
 
 
+def _per_source_html(result: Mapping[str, Any]) -> str:
+    """Per-source metrics and each source's worst images (evaluation.json's ``per_source``
+    and ``worst``), or nothing for a single source."""
+    per_source = result.get("per_source") or {}
+    if not per_source:
+        return ""
+    rows = "\n".join(
+        f"<tr><td>{html.escape(name)}</td><td>{r['count']}</td>"
+        + "".join(f"<td>{r['mean'][k]:.4f}</td>" for k in ("dice", "iou", "threshold_jaccard"))
+        + "</tr>"
+        for name, r in per_source.items()
+    )
+    worst = []
+    for name, items in (result.get("worst") or {}).items():
+        lines = "".join(
+            f"<tr><td>{html.escape(w['stem'])}</td><td>{w['dice']:.4f}</td>"
+            f"<td>{w['iou']:.4f}</td></tr>"
+            for w in items
+        )
+        worst.append(
+            f"<h3>{html.escape(name)}: the {len(items)} worst</h3>"
+            f"<table><tr><th>image</th><th>Dice</th><th>IoU</th></tr>{lines}</table>"
+        )
+    return (
+        "<h2>Per source</h2>\n<table><tr><th>source</th><th>images</th><th>Dice</th>"
+        f"<th>IoU</th><th>thresholded Jaccard</th></tr>\n{rows}\n</table>\n"
+        + "\n".join(worst)
+    )
+
+
 def write_html_report(
     path: Path, title: str, result: Mapping[str, Any], dice: Sequence[float],
     worst: Sequence[Worst],
 ) -> Path:
-    """Write ``report.html``: ``result`` (evaluation.json's content) as a table, the histogram
-    of the per-image ``dice`` and the ``worst`` images; returns ``path``."""
+    """Write ``report.html``: ``result`` (evaluation.json's content) as a table, per source
+    when it has several, the histogram of the per-image ``dice`` and the ``worst`` images;
+    returns ``path``."""
     rows = "\n".join(
         f"<tr><td>{name}</td><td>{mean:.4f}</td>"
         f"<td>{'' if pooled is None else f'{pooled:.4f}'}</td></tr>"
@@ -170,6 +222,7 @@ def write_html_report(
 <table><tr><th>metric</th><th>mean</th><th>pooled</th></tr>
 {rows}
 </table>
+{_per_source_html(result)}
 <h2>Per-image lesion Dice</h2>
 {_img(dice_histogram(dice), "histogram of the per-image lesion Dice")}
 <h2>The {len(worst)} worst images</h2>

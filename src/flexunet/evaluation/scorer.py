@@ -116,6 +116,34 @@ def finish(run_dir: Path, title: str, result: dict[str, Any], records: list) -> 
     return result
 
 
+#: The per-image metrics of a worst-images table.
+WORST_COLUMNS = ("stem", "dice", "iou", "threshold_jaccard", "image")
+
+
+def worst_rows(records: Sequence[Mapping[str, Any]], count: int) -> dict[str, list[dict]]:
+    """The ``count`` lowest-Dice images of each source (``all`` without sources), worst
+    first: where a model fails, per dataset."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(str(record.get("source", "all")), []).append(record)
+    return {
+        name: [
+            {k: r[k] for k in WORST_COLUMNS}
+            for r in sorted(rows, key=lambda r: r["dice"])[:count]
+        ]
+        for name, rows in sorted(groups.items())
+    }
+
+
+def write_worst_csv(path: Path, worst: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    """``worst.csv``: source, rank and :data:`WORST_COLUMNS` of :func:`worst_rows`."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["source", "rank", *WORST_COLUMNS])
+        writer.writeheader()
+        for name, rows in worst.items():
+            writer.writerows({"source": name, "rank": i, **r} for i, r in enumerate(rows, 1))
+
+
 def read_binary_mask(path: Path) -> np.ndarray:
     """The ISIC scorer's reading: palettes expanded, grey (first) channel > 128 is lesion."""
     return (load_mask_rgb(path)[..., 0] > ISIC_THRESHOLD).astype(np.uint8)

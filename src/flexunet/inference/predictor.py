@@ -16,9 +16,10 @@ of probability vectors is a class the model gave nearby).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -31,6 +32,8 @@ from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
 from flexunet.inference.options import POSTPROCESS_MODES, PredictOptions
 from flexunet.progress import progress
+
+log = logging.getLogger(__name__)
 
 #: identity, horizontal, vertical, both: each flip is its own inverse.
 _FLIP_AXES: tuple[tuple[int, ...], ...] = ((), (2,), (1,), (1, 2))
@@ -56,7 +59,12 @@ def resolve_checkpoint(ckpt_path: str | Path) -> tuple[Path, Path | None]:
         if not best.is_file():
             found = sorted(p.name for p in (path / "checkpoints").glob("*.keras"))
             hint = "; was the training interrupted before its first epoch ended?"
-            if found:
+            if sweep_members(path):
+                hint = (
+                    "; it is a sweep directory: flexunet-eval, -infer and -figure ensemble "
+                    "its runs, this command takes one checkpoint"
+                )
+            elif found:
                 hint = f"; it has {', '.join(found)}: pass one of them as ckpt_path"
             raise ConfigError(f"{path}: run directory has no checkpoints/best.keras{hint}")
         return best, path
@@ -65,6 +73,44 @@ def resolve_checkpoint(ckpt_path: str | Path) -> tuple[Path, Path | None]:
     run = path.parent.parent
     is_run = path.parent.name == "checkpoints" and (run / ".hydra" / "config.yaml").is_file()
     return path, run if is_run else None
+
+
+def sweep_members(sweep_dir: Path) -> list[Path]:
+    """The run directories of a sweep (``SWEEP/0``, ``SWEEP/1``, ...) that hold a
+    ``checkpoints/best.keras``, by job number; a job that failed before its first checkpoint
+    is left out with a warning."""
+    runs, failed = [], []
+    for sub in sweep_dir.iterdir() if sweep_dir.is_dir() else ():
+        if not (sub / ".hydra" / "config.yaml").is_file():
+            continue
+        (runs if (sub / "checkpoints" / "best.keras").is_file() else failed).append(sub)
+    if failed and runs:
+        log.warning(
+            "%s: left out of the ensemble, no checkpoints/best.keras: %s",
+            sweep_dir, ", ".join(sorted(p.name for p in failed)),
+        )
+
+    def order(path: Path) -> tuple[bool, int, str]:
+        return (not path.name.isdigit(), int(path.name) if path.name.isdigit() else 0, path.name)
+
+    return sorted(runs, key=order)
+
+
+def resolve_members(ckpt_path: str | Path | Sequence[str | Path]) -> list[tuple[Path, Path | None]]:
+    """``[(checkpoint file, training run directory or None)]`` of ``ckpt_path``: a checkpoint
+    or run directory (one member), a sweep directory (its runs: an ensemble, e.g. the folds
+    of ``-m data.source.fold=0,1,2``) or a list of those."""
+    if isinstance(ckpt_path, str | Path):
+        path = Path(ckpt_path).expanduser()
+        if path.is_dir() and not (path / "checkpoints").is_dir():
+            runs = sweep_members(path)
+            if runs:
+                return [resolve_checkpoint(run) for run in runs]
+        return [resolve_checkpoint(path)]
+    members = [m for item in ckpt_path for m in resolve_members(item)]
+    if not members:
+        raise ConfigError("ckpt_path=[]: give at least one checkpoint or run directory")
+    return members
 
 
 def load_model(path: str | Path) -> keras.Model:
@@ -239,24 +285,43 @@ def to_class_map(probs: np.ndarray, method: str | None = None) -> np.ndarray:
 
 @dataclass
 class Predictor:
-    """A loaded model and the options it predicts with."""
+    """Loaded models and the options they predict with: one model, or an ensemble whose
+    probabilities are the mean of its members' (each member with the TTA and tiling options;
+    post-processing once, on the mean)."""
 
-    model: keras.Model
+    models: list[keras.Model]
     options: PredictOptions
     num_classes: int  # classes scored and drawn: the model's channels, at least 2
-    checkpoint: Path | None = None  # where the model was loaded from
+    checkpoints: list[Path] = field(default_factory=list)  # where the models were loaded from
 
     @classmethod
-    def from_checkpoint(
-        cls, ckpt: Path, options: PredictOptions, num_classes: int
+    def from_checkpoints(
+        cls, ckpts: Sequence[Path], options: PredictOptions, num_classes: int
     ) -> Predictor:
-        """Load ``ckpt`` and check that its head predicts ``num_classes`` (mask.num_classes)."""
-        model = load_model(ckpt)
-        return cls(model, options, check_classes(model, num_classes, ckpt), Path(ckpt))
+        """Load ``ckpts`` and check that each head predicts ``num_classes`` (mask.num_classes)."""
+        models = [load_model(ckpt) for ckpt in ckpts]
+        scored = {
+            check_classes(model, num_classes, ckpt)
+            for model, ckpt in zip(models, ckpts, strict=True)
+        }
+        return cls(models, options, scored.pop(), [Path(c) for c in ckpts])
+
+    def describe(self) -> str:
+        """The checkpoint, or the ensemble's size and first member."""
+        if len(self.checkpoints) == 1:
+            return str(self.checkpoints[0])
+        return f"an ensemble of {len(self.checkpoints)} checkpoints ({self.checkpoints[0]}, ...)"
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, C) class probabilities of a uint8 RGB image: the mean over the models."""
+        probs = predict_probabilities(self.models[0], image, self.options)
+        for model in self.models[1:]:
+            probs += predict_probabilities(model, image, self.options)
+        return probs / len(self.models) if len(self.models) > 1 else probs
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (H, W, C), post-processed class map (H, W)) of a uint8 RGB image."""
-        probs = predict_probabilities(self.model, image, self.options)
+        probs = self.probabilities(image)
         return probs, to_class_map(probs, self.options.postprocess)
 
 

@@ -104,6 +104,32 @@ def inherit_run_config(
     return out
 
 
+def inherit_predict_options(
+    cfg: DictConfig, run_dir: Path, overrides: Sequence[str], node: str
+) -> DictConfig:
+    """``cfg`` with the prediction options (tta, postprocess, tiled, ...) that the training
+    run recorded in its ``evaluate_after`` set into ``cfg[node]`` (eval, infer, figure),
+    except those the command line sets (``NODE.KEY=...``): an experiment's own TTA and
+    post-processing apply when its run is scored or predicted later."""
+    from dataclasses import fields
+
+    from flexunet.inference.options import PredictOptions
+
+    recorded = OmegaConf.select(load_run_config(run_dir), "evaluate_after", default=None)
+    if not isinstance(recorded, DictConfig):
+        return cfg
+    chosen = {o.key_or_group for o in parse_overrides(overrides)}
+    out = cfg.copy()
+    taken = []
+    for name in (f.name for f in fields(PredictOptions)):
+        if name in recorded and f"{node}.{name}" not in chosen:
+            out[node][name] = recorded[name]
+            taken.append(f"{name}={recorded[name]}")
+    if taken:
+        log.info("%s: from the training run's evaluate_after: %s", node, ", ".join(taken))
+    return out
+
+
 def resume_argv(argv: list[str]) -> list[str]:
     """Rewrite ``flexunet-train resume=RUN_DIR [overrides]`` to continue RUN_DIR in place.
 

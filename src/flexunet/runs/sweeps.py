@@ -6,7 +6,8 @@ job (:func:`flexunet.runs.job.run_job`) rebuilds ``SWEEP_DIR/summary.csv`` from 
 ``run_info.json`` files under the sweep directory while holding a file lock, so parallel
 workers (joblib, SLURM) never lose a row. :class:`SweepCallback` (a Hydra callback, see
 ``hydra.callbacks`` in ``conf/train.yaml``) writes the sweep's HParams experiment (swept keys
-and metrics) when the multirun starts.
+and metrics) when the multirun starts; when a sweep over ``data.source.fold`` with
+``evaluate_after`` ends, it scores the folds' ensemble into ``SWEEP_DIR/eval_SPLIT/``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from flexunet.runs.reuse import parse_overrides
 log = logging.getLogger(__name__)
 
 SUMMARY = "summary.csv"
+#: A sweep over this key trains the folds of one k-fold split (data.source.folds).
+FOLD_KEY = "data.source.fold"
 SUMMARY_COLUMNS = (
     "job", "status", "overrides", "monitor", "best_epoch", "best_value", "epochs",
     "wall_time_s", "rss_mib",
@@ -167,8 +170,23 @@ class SweepCallback(Callback):
         write_hparams_config(Path(config.hydra.sweep.dir), keys, config.train.monitor)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        path = rebuild_summary(Path(config.hydra.sweep.dir))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        path = rebuild_summary(sweep_dir)
         log.info("sweep summary: %s", path)
+        sweeper_params = OmegaConf.select(config, "hydra.sweeper.params")
+        keys = swept_keys(
+            config.hydra.overrides.task,
+            OmegaConf.to_container(sweeper_params) if sweeper_params else None,
+        )
+        if FOLD_KEY in keys and OmegaConf.select(config, "evaluate_after") is not None:
+            # k-fold: the folds' ensemble on their common test split, SWEEP_DIR/eval_SPLIT/
+            from flexunet.commands.evaluate import evaluate_ensemble
+            from flexunet.errors import FlexUNetError
+
+            try:
+                evaluate_ensemble(sweep_dir, OmegaConf.to_container(config.evaluate_after))
+            except FlexUNetError as err:
+                log.error("the folds' ensemble was not evaluated: %s", err)
 
 
 # --- summary.csv ---------------------------------------------------------------------------

@@ -46,8 +46,8 @@ def check_data(cfg: DictConfig, pairs: dict[str, list[Pair]]) -> None:
     problems = []
     for split, split_pairs_ in pairs.items():
         problems += check_pairs(
-            split_pairs_, rgb_map, tolerance=cfg.mask.tolerance, max_pixels=cfg.data.max_pixels,
-            desc=f"check {split}",
+            list(dict.fromkeys(split_pairs_)), rgb_map, tolerance=cfg.mask.tolerance,
+            max_pixels=cfg.data.max_pixels, desc=f"check {split}", threshold=cfg.mask.threshold,
         )
     raise_if_problems(problems, "data check before training")
 
@@ -63,7 +63,7 @@ def build_dataset(
         augment=build_augment(cfg.data.augment, cfg.seed) if train else None,
         shuffle=train, seed=cfg.seed, repeat=repeat,
         num_parallel_calls=cfg.data.num_parallel_calls, prefetch=cfg.data.prefetch,
-        cache=cache, max_pixels=cfg.data.max_pixels,
+        cache=cache, max_pixels=cfg.data.max_pixels, threshold=cfg.mask.threshold,
     )
 
 
