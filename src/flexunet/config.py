@@ -179,6 +179,8 @@ class FigureConfig(PredictOptions):
     cell_width: int = 192  # pixels per column
     colors: int | None = 256  # PNG palette size; null: full colour
     output: str = "${paths.run_dir}/figure.png"
+    # more runs or checkpoints: a model-comparison figure (one row per model) instead
+    compare: list[str] = field(default_factory=list)
 
 
 @dataclass

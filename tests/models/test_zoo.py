@@ -101,3 +101,19 @@ def test_unknown_key_names_the_builders_keys(compose) -> None:
     cfg = compose(["model=swin_unet", "+model.base_filters=8"])
     with pytest.raises(ConfigError, match=r"unknown key model\.base_filters .*filter_num_begin"):
         check_config(cfg)
+
+
+@pytest.mark.parametrize("name", ["swin_unet", "transunet"])
+def test_custom_layers_run_in_mixed_precision_with_a_float32_head(compose, name: str) -> None:
+    cfg = compose([f"model={name}", "debug=fast"])
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = instantiate(cfg.model, _convert_="all")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    inner = "down0_block0" if name == "swin_unet" else "vit0_attention"
+    assert model.get_layer(inner).compute_dtype == "bfloat16"
+    x = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    probs = keras.ops.convert_to_numpy(model(x, training=False))
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-3)
