@@ -184,6 +184,8 @@ class FigureConfig(PredictOptions):
     cell_width: int = 192  # pixels per column
     colors: int | None = 256  # PNG palette size; null: full colour
     output: str = "${paths.run_dir}/figure.png"
+    # more runs or checkpoints: a model-comparison figure (one row per model) instead
+    compare: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -233,8 +235,10 @@ class ScoreJobConfig:
 
 @dataclass
 class BenchModelConfig:
-    """One model size of ``flexunet-bench``: keys that replace those of the composed model."""
+    """One model of ``flexunet-bench``: the composed model, or the model config ``config``,
+    with the keys of ``model`` replaced."""
 
+    config: str | None = None  # a conf/model option (e.g. attention_unet); null: the composed
     model: dict[str, Any] = field(default_factory=dict)  # e.g. {image_width: 256, num_layers: 6}
     images: int = 48  # training images per timed epoch (whole batches; pairs reused if fewer)
 
@@ -242,6 +246,9 @@ class BenchModelConfig:
 @dataclass
 class BenchConfig:
     models: dict[str, BenchModelConfig] = field(default_factory=dict)  # the first is the primary
+    # the model axis: conf/model options timed after `models`, each named as its config
+    zoo: list[str] = field(default_factory=list)
+    zoo_images: int = at_least(1, 16)  # training images per timed epoch of each zoo model
     rounds: int = 3  # alternating timed passes (pipeline, real fit, in-memory fits); best kept
     rss_images: int = 32  # N: peak RSS of training on N and 4N images, a fresh process each
     infer_dir: str = MISSING  # images for the inference timing (any size; 600x450 HAM10000)

@@ -61,6 +61,26 @@ def test_model_variant_replaces_keys_and_rejects_unknown_ones(compose) -> None:
         model_variant(cfg, {"num_layer": 4})
 
 
+def test_model_axis_takes_other_model_configs(compose) -> None:
+    from flexunet.bench.measure import model_specs, model_variant
+
+    cfg = compose(["bench.zoo=[swin_unet,u2net_512]", "mask.num_classes=3"], config_name="bench")
+    specs = model_specs(cfg.bench)
+    assert list(specs) == ["cpu_128", "k7_256", "swin_unet", "u2net_512"]
+    assert specs["u2net_512"].images == cfg.bench.zoo_images
+    job = model_variant(cfg, {"image_width": 64}, "u2net_512")
+    assert job.model._target_ == "flexunet.models.build_u2net"
+    assert (job.model.image_width, job.model.image_height, job.model.base_filters) == (64, 512, 64)
+    assert job.model.num_classes == 3  # follows the job's mask
+    assert cfg.model._target_ == "flexunet.models.build_flexunet"  # the composed one is kept
+    with pytest.raises(ConfigError, match="base_filters"):
+        model_variant(cfg, {"base_filters": 4}, "swin_unet")
+    with pytest.raises(ConfigError, match="no model config 'swin'.*swin_unet"):
+        model_variant(cfg, {}, "swin")
+    with pytest.raises(ConfigError, match="also a key of bench.models"):
+        model_specs(compose(["bench.zoo=[k7_256]"], config_name="bench").bench)
+
+
 def test_unknown_bench_key_is_an_error(compose) -> None:
     from hydra.errors import ConfigCompositionException
 

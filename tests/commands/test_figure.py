@@ -13,7 +13,7 @@ from PIL import Image
 from flexunet.commands.figure import make_figure
 from flexunet.errors import DataError
 from flexunet.evaluation.figure import HEADER_PX
-from flexunet.models import build_flexunet
+from flexunet.models import build_flexunet, build_transunet
 from tests.helpers import REPO, fake_run
 
 
@@ -36,6 +36,24 @@ def test_rows_of_input_truth_prediction_overlay(compose, run_dir: Path, tmp_path
         assert picture.mode == "P"  # figure.colors: a palette keeps docs figures small
         # 4 columns of 96 px and 3 gaps; the 256x192 synthetic images give 72 px rows
         assert picture.size == (4 * 96 + 3 * 2, HEADER_PX + 2 * 72 + 2)
+
+
+def test_model_comparison_has_a_row_per_model(
+    compose, run_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    other = build_transunet(64, 64, filter_num=(4, 8), embed_dim=8, num_mlp=8, num_heads=2,
+                            num_transformer=1)
+    second = fake_run(tmp_path / "transunet_run", data_dir, other)
+    out = tmp_path / "compare.png"
+    cfg = compose(
+        [f"ckpt_path={run_dir}", f"figure.compare=[{second / 'checkpoints' / 'best.keras'}]",
+         "figure.num_images=3", "figure.cell_width=64", f"figure.output={out}"],
+        config_name="figure",
+    )
+    make_figure(cfg, HydraConfig.get().overrides.task)
+    with Image.open(out) as picture:
+        # 3 image columns of 64 px; rows input, truth, flexunet, transunet of 48 px each
+        assert picture.size == (3 * 64 + 2 * 2, HEADER_PX + 4 * 48 + 3 * 2)
 
 
 def test_named_stems_of_the_split(compose, run_dir: Path, tmp_path: Path) -> None:

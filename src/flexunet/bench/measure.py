@@ -161,10 +161,35 @@ def inference_images(cfg: DictConfig, run_dir: Path) -> tuple[list[Path], str]:
     return sorted(folder.glob("*.jpg")), f"random {width}x{height} images"
 
 
-def model_variant(cfg: DictConfig, overrides: dict) -> DictConfig:
-    """A copy of the job config whose ``model`` keys are replaced by ``overrides``
-    (a key the model config does not have is an error)."""
+def model_config(name: str) -> DictConfig:
+    """The ``model`` node of conf/model/NAME.yaml as ``model=NAME`` composes it (unresolved:
+    ``num_classes`` follows the job's ``mask``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import MissingConfigException
+
+    from flexunet.commands import CONFIG_DIR
+
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside flexunet-bench's @hydra.main
+            return compose("bench", overrides=[f"model={name}"]).model
+        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+            return compose("bench", overrides=[f"model={name}"]).model
+    except MissingConfigException:
+        options = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
+        raise ConfigError(
+            f"bench: no model config {name!r}; use one of {', '.join(options)}"
+        ) from None
+
+
+def model_variant(cfg: DictConfig, overrides: dict, config: str | None = None) -> DictConfig:
+    """A copy of the job config whose ``model`` is the model config ``config`` (conf/model/,
+    null: the composed one) with the keys in ``overrides`` replaced (a key that model config
+    does not have is an error)."""
     job = copy.deepcopy(cfg)
+    if config is not None:
+        with open_dict(job):
+            job.model = model_config(config)
     for key, value in overrides.items():
         if key not in job.model:
             raise ConfigError(
@@ -173,6 +198,17 @@ def model_variant(cfg: DictConfig, overrides: dict) -> DictConfig:
             )
         OmegaConf.update(job, f"model.{key}", _plain(value), merge=False)
     return job
+
+
+def model_specs(bench: DictConfig) -> dict[str, DictConfig]:
+    """``bench.models`` followed by one entry per name of ``bench.zoo`` (that model config,
+    ``bench.zoo_images`` images; a name already in ``bench.models`` is an error)."""
+    specs = dict(bench.models)
+    for name in bench.zoo:
+        if name in specs:
+            raise ConfigError(f"bench.zoo: {name!r} is also a key of bench.models; drop one")
+        specs[name] = OmegaConf.create({"config": name, "model": {}, "images": bench.zoo_images})
+    return specs
 
 
 def dataset(job: DictConfig, pairs: Sequence[Pair], *, train: bool, repeat: bool = False):
@@ -460,13 +496,13 @@ def machine_info() -> dict:
 def format_table(report: dict) -> str:
     """The report as a text table: one row per model size, then memory and callbacks."""
     lines = [
-        f"{'model':<10} {'input':>7} {'params':>10} {'train img/s':>11} {'model img/s':>11} "
+        f"{'model':<15} {'input':>7} {'params':>10} {'train img/s':>11} {'model img/s':>11} "
         f"{'overhead':>8} {'(CPU s)':>7} {'fit(x,y)':>8} {'pipeline img/s':>14} {'(cold)':>7} "
         f"{'headroom':>8} {'infer ms':>8} {'TTA ms':>7}"
     ]
     for name, r in report["models"].items():
         lines.append(
-            f"{name:<10} {r['input']:>7} {r['params']:>10,} {r['train_img_s']:>11.2f} "
+            f"{name:<15} {r['input']:>7} {r['params']:>10,} {r['train_img_s']:>11.2f} "
             f"{r['model_img_s']:>11.2f} {r['overhead_ratio']:>8.3f} "
             f"{r['overhead_ratio_cpu']:>7.3f} {r['numpy_fit_img_s']:>8.2f} "
             f"{r['pipeline_img_s']:>14.1f} {r['pipeline_cold_img_s']:>7.1f} "
@@ -491,10 +527,12 @@ def format_table(report: dict) -> str:
 
 
 def run_benchmark(cfg: DictConfig, run_dir: Path) -> dict:
-    """Measure every model size of ``bench.models``; write ``run_dir/benchmark.json``."""
+    """Measure every model of ``bench.models`` and ``bench.zoo``; write
+    ``run_dir/benchmark.json``."""
     bench = cfg.bench
-    if not bench.models:
-        raise ConfigError("bench.models is empty: name at least one model size")
+    specs = model_specs(bench)
+    if not specs:
+        raise ConfigError("bench.models and bench.zoo are empty: name at least one model")
     if bench.rounds < 1 or bench.callback_epochs < 2:
         raise ConfigError("bench.rounds must be >= 1 and bench.callback_epochs >= 2")
     configure_tensorflow(**cfg.runtime)
@@ -503,9 +541,9 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> dict:
     infer_paths, infer_data = inference_images(cfg, run_dir)
     log.info("data: %s; inference: %s", data, infer_data)
     models: dict[str, dict] = {}
-    primary = next(iter(bench.models))
-    for name, spec in bench.models.items():
-        job = model_variant(cfg, spec.model)
+    primary = next(iter(specs))
+    for name, spec in specs.items():
+        job = model_variant(cfg, spec.model, spec.config)
         keras.utils.set_random_seed(cfg.seed)
         log.info("%s: timing training (%d images, %d rounds)", name, spec.images, bench.rounds)
         result, model = measure_training(job, pairs, spec.images, bench.rounds)

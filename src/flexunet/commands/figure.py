@@ -5,8 +5,13 @@
         figure.num_images=3 figure.output=docs/figures/ph2_test.png
 
 Rows: images of ``figure.split``; columns: input, ground truth, prediction (with its lesion
-Dice), the prediction's contour on the input. Exit status 1 with the reason logged when the
-input or the options are wrong.
+Dice), the prediction's contour on the input. With ``figure.compare`` (more runs or
+checkpoints, e.g. the jobs of a model sweep) the figure compares models instead: one column
+per image, rows input, ground truth and each model's prediction (docs/models.md):
+
+    flexunet-figure ckpt_path=SWEEP/0 'figure.compare=[SWEEP/1,SWEEP/2]'
+
+Exit status 1 with the reason logged when the input or the options are wrong.
 """
 
 from __future__ import annotations
@@ -56,15 +61,20 @@ def make_figure(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
     cfg, predictor = load_predictor(cfg, "figure", overrides, ("data", "mask"))
     pairs = figure_pairs(cfg)
     rgb_map = parse_rgb_map(cfg.mask.rgb_map)
-    grid = FigureGrid(predictor.num_classes, cfg.figure.cell_width)
-    predictions = predict_images(
-        predictor, [p.image for p in pairs], "figure", max_pixels=cfg.data.max_pixels
-    )
-    for pair, prediction in zip(pairs, predictions, strict=True):
-        grid.add(pair.stem, prediction, decode_mask(
-            pair.mask, rgb_map, cfg.mask.tolerance, cfg.data.max_pixels, cfg.mask.threshold
-        ))
-    picture = grid.image()
+    truths = [
+        decode_mask(p.mask, rgb_map, cfg.mask.tolerance, cfg.data.max_pixels, cfg.mask.threshold)
+        for p in pairs
+    ]
+    if cfg.figure.compare:
+        picture = comparison(cfg, predictor, pairs, truths)
+    else:
+        grid = FigureGrid(predictor.num_classes, cfg.figure.cell_width)
+        predictions = predict_images(
+            predictor, [p.image for p in pairs], "figure", max_pixels=cfg.data.max_pixels
+        )
+        for pair, prediction, true in zip(pairs, predictions, truths, strict=True):
+            grid.add(pair.stem, prediction, true)
+        picture = grid.image()
     if cfg.figure.colors:
         picture = picture.quantize(colors=cfg.figure.colors)
     output = Path(cfg.figure.output).expanduser()
@@ -72,6 +82,34 @@ def make_figure(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
     picture.save(output, optimize=True)
     log.info("wrote %s (%d image(s) of %s)", output, len(pairs), predictor.describe())
     return output
+
+
+def comparison(cfg: DictConfig, first, pairs: list, truths: list):
+    """The model-comparison figure: ``first`` (the predictor of ``ckpt_path``) and one
+    predictor per ``figure.compare`` entry (a run, checkpoint or sweep: an ensemble), on the same images and prediction options; each
+    row is titled with the Keras model's name (the architecture, e.g. ``swin_unet``)."""
+    from flexunet.evaluation.figure import ComparisonGrid
+    from flexunet.inference.options import PredictOptions
+    from flexunet.inference.predictor import Predictor, predict_images, resolve_members
+
+    options = PredictOptions.from_config(cfg.figure)
+    grid = ComparisonGrid(first.num_classes, cfg.figure.cell_width)
+    runs = [cfg.ckpt_path, *cfg.figure.compare]
+    for i, path in enumerate(runs):
+        predictor = first if i == 0 else Predictor.from_checkpoints(
+            [ckpt for ckpt, _ in resolve_members(str(path))], options, first.num_classes
+        )
+        name = predictor.models[0].name
+        if len(predictor.models) > 1:
+            name = f"{name} (x{len(predictor.models)})"
+        predictions = list(predict_images(
+            predictor, [p.image for p in pairs], f"figure {name}",
+            max_pixels=cfg.data.max_pixels,
+        ))
+        if i == 0:
+            grid.add_images([p.image for p in predictions], truths)
+        grid.add_model(name, predictions)
+    return grid.image()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="figure")

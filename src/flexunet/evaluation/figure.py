@@ -88,3 +88,46 @@ class FigureGrid:
         """The labelled grid."""
         titles = [(i * (self.width + self.gap) + 2, name) for i, name in enumerate(COLUMNS)]
         return label(image_grid(self.rows, self.gap), titles, self.notes)
+
+
+class ComparisonGrid:
+    """Models side by side: one column per image; a row of inputs, one of ground truths, then
+    one row of predictions per model, each cell labelled with its lesion Dice."""
+
+    def __init__(self, num_classes: int, cell_width: int, gap: int = 2) -> None:
+        self.num_classes = num_classes
+        self.colors = class_colors(max(2, num_classes))
+        self.width, self.gap = cell_width, gap
+        self.inputs: list[np.ndarray] = []
+        self.truths: list[np.ndarray] = []
+        self.truth_maps: list[np.ndarray] = []
+        self.rows: list[tuple[str, list[np.ndarray], list[float]]] = []
+
+    def add_images(self, images: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> None:
+        """The columns: each image (RGB) and its ground-truth class map."""
+        self.inputs = [fit_width(image, self.width) for image in images]
+        self.truths = [fit_width(self.colors[t], self.width, nearest=True) for t in truths]
+        self.truth_maps = list(truths)
+
+    def add_model(self, name: str, predictions: Sequence[Prediction]) -> None:
+        """One row: ``name``'s predictions of the images, in column order."""
+        cells, scores = [], []
+        for prediction, true in zip(predictions, self.truth_maps, strict=True):
+            scores.append(image_metrics(prediction.class_map, true, self.num_classes)["dice"])
+            small = fit_width(prediction.class_map.astype(np.uint8), self.width, nearest=True)
+            cells.append(self.colors[small])
+        self.rows.append((name, cells, scores))
+
+    def image(self) -> Image.Image:
+        """The labelled grid (row titles drawn on the first cell of each row)."""
+        rows = [self.inputs, self.truths] + [cells for _, cells, _ in self.rows]
+        notes, top = [], 0
+        titles = ["input", "ground truth"] + [name for name, _, _ in self.rows]
+        for r, cells in enumerate(rows):
+            notes.append((2, top + 2, titles[r]))
+            if r >= 2:
+                for c, dice in enumerate(self.rows[r - 2][2]):
+                    x = c * (self.width + self.gap) + 2
+                    notes.append((x, top + cells[c].shape[0] - 14, f"Dice {dice:.3f}"))
+            top += cells[0].shape[0] + self.gap
+        return label(image_grid(rows, self.gap), [], notes)

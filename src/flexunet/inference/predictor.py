@@ -31,6 +31,9 @@ from flexunet.data.resize import resize_image, resize_probabilities
 from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
 from flexunet.inference.options import POSTPROCESS_MODES, PredictOptions
+
+# the zoo's custom layers (Swin-UNet, TransUNet) must be registered before a checkpoint loads
+from flexunet.models import transformer_layers  # noqa: F401
 from flexunet.progress import progress
 
 log = logging.getLogger(__name__)
