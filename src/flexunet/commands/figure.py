@@ -86,8 +86,9 @@ def make_figure(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
 
 def comparison(cfg: DictConfig, first, pairs: list, truths: list):
     """The model-comparison figure: ``first`` (the predictor of ``ckpt_path``) and one
-    predictor per ``figure.compare`` entry (a run, checkpoint or sweep: an ensemble), on the same images and prediction options; each
-    row is titled with the Keras model's name (the architecture, e.g. ``swin_unet``)."""
+    predictor per ``figure.compare`` entry (a run, a checkpoint, or a sweep as its ensemble),
+    on the same images and prediction options; each row is titled with the Keras model's name
+    (the architecture, e.g. ``swin_unet``)."""
     from flexunet.evaluation.figure import ComparisonGrid
     from flexunet.inference.options import PredictOptions
     from flexunet.inference.predictor import Predictor, predict_images, resolve_members
