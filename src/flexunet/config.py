@@ -85,7 +85,8 @@ class TrainConfig:
     metrics: list[Any] = field(default_factory=list)
     callbacks: dict[str, Any] = field(default_factory=dict)
     strategy: str = "default"  # default | mirrored
-    mixed_precision: bool = False
+    # auto | float32 | mixed_float16 | mixed_bfloat16 (flexunet.training.runtime.choose_precision)
+    mixed_precision: str = "auto"
     jit_compile: bool = False
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
 
@@ -235,6 +236,15 @@ class BenchModelConfig:
 
 
 @dataclass
+class BenchEpochRateConfig:
+    """Whole epochs against their training steps: flexunet-train's fit with every callback."""
+
+    train_images: int = at_least(1, 135)  # PH2's training split at 0.9
+    valid_images: int = at_least(1, 15)
+    epochs: int = at_least(2, 4)  # the first is not counted
+
+
+@dataclass
 class BenchConfig:
     models: dict[str, BenchModelConfig] = field(default_factory=dict)  # the first is the primary
     rounds: int = 3  # alternating timed passes (pipeline, real fit, in-memory fits); best kept
@@ -245,6 +255,7 @@ class BenchConfig:
     callbacks: list[str] = field(default_factory=list)  # names in train.callbacks to time
     callback_epochs: int = 3  # per fit; the first epoch of each fit is not counted
     callback_steps: int = 4  # training steps per epoch (validation: half as many)
+    epoch_rate: BenchEpochRateConfig = field(default_factory=BenchEpochRateConfig)
     subprocess_timeout: int = 600
 
 

@@ -20,6 +20,8 @@ TINY = [
     "~bench.models.k7_256", "bench.models.cpu_128.images=4", "bench.rounds=1",
     "bench.rss_images=2", "bench.infer_images=1", "bench.infer_reps=1",
     "bench.callback_epochs=2", "bench.callback_steps=1", "train.batch_size=2",
+    "bench.epoch_rate.train_images=4", "bench.epoch_rate.valid_images=2",
+    "bench.epoch_rate.epochs=2",
 ]
 
 
