@@ -72,10 +72,12 @@ sys.path.insert(0, src)
 import numpy as np
 import tensorflow as tf
 
-tf.keras.optimizers.Adam = tf.keras.optimizers.legacy.Adam  # graph mode needs the legacy Adam
 _glob = glob.glob
 glob.glob = lambda *a, **k: sorted(_glob(*a, **k))  # pair images and masks by name
 import TensorFlowFlexUNet  # pins both thread pools to 1 at import
+import TensorFlowFlexModel
+# graph mode needs the legacy Adam; patched where compile_model looks it up
+TensorFlowFlexModel.tf.keras.optimizers.Adam = tf.keras.optimizers.legacy.Adam
 if threads != 1:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -254,6 +256,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch is not counted)")
+    from flexunet.training.runtime import configure_environment
+
+    configure_environment()
     from flexunet.data.masks import parse_rgb_map
     from flexunet.data.pipeline import load_arrays
 
