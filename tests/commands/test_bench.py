@@ -103,4 +103,5 @@ def test_training_flops_are_three_times_the_forward_multiply_adds() -> None:
 def test_matmul_peak_is_a_positive_rate() -> None:
     from flexunet.bench.measure import matmul_peak_gflops
 
-    assert 0.1 < matmul_peak_gflops("float32", size=128, reps=2) < 1e6
+    for dtype in ("float32", "bfloat16"):
+        assert 0.1 < matmul_peak_gflops(dtype, size=128, reps=2) < 1e6
