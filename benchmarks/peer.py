@@ -33,7 +33,7 @@ Its config is written from the shipped ``train_eval_infer.config`` with the mode
 batch, epochs and optimizer above and the folders in the temporary directory.
 
 The predecessor's virtualenv (TensorFlow 2.15.1, NumPy < 2, OpenCV, Pillow, matplotlib,
-tqdm, SciPy; about 1.3 GB) is made once in ``--venv`` (default ~/.cache/flexunet-peer/venv)
+tqdm, SciPy; about 2.1 GB) is made once in ``--venv`` (default ~/.cache/flexunet-peer/venv)
 and reused; creating it needs the package index.
 
     python benchmarks/peer.py                      # about 5 minutes on 2 cores
