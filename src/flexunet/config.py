@@ -90,7 +90,8 @@ class TrainConfig:
     metrics: list[Any] = field(default_factory=list)
     callbacks: dict[str, Any] = field(default_factory=dict)
     strategy: str = "default"  # default | mirrored
-    mixed_precision: bool = False
+    # auto | float32 | mixed_float16 | mixed_bfloat16 (flexunet.training.runtime.choose_precision)
+    mixed_precision: str = "auto"
     jit_compile: bool = False
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
 
@@ -244,6 +245,15 @@ class BenchModelConfig:
 
 
 @dataclass
+class BenchEpochRateConfig:
+    """Whole epochs against their training steps: flexunet-train's fit with every callback."""
+
+    train_images: int = at_least(1, 135)  # PH2's training split at 0.9
+    valid_images: int = at_least(1, 15)
+    epochs: int = at_least(2, 4)  # the first is not counted
+
+
+@dataclass
 class BenchConfig:
     models: dict[str, BenchModelConfig] = field(default_factory=dict)  # the first is the primary
     # the model axis: conf/model options timed after `models`, each named as its config
@@ -257,6 +267,7 @@ class BenchConfig:
     callbacks: list[str] = field(default_factory=list)  # names in train.callbacks to time
     callback_epochs: int = 3  # per fit; the first epoch of each fit is not counted
     callback_steps: int = 4  # training steps per epoch (validation: half as many)
+    epoch_rate: BenchEpochRateConfig = field(default_factory=BenchEpochRateConfig)
     subprocess_timeout: int = 600
 
 

@@ -20,6 +20,8 @@ TINY = [
     "~bench.models.k7_256", "bench.models.cpu_128.images=4", "bench.rounds=1",
     "bench.rss_images=2", "bench.infer_images=1", "bench.infer_reps=1",
     "bench.callback_epochs=2", "bench.callback_steps=1", "train.batch_size=2",
+    "bench.epoch_rate.train_images=4", "bench.epoch_rate.valid_images=2",
+    "bench.epoch_rate.epochs=2",
 ]
 
 
@@ -101,3 +103,25 @@ def test_epoch_timer_and_cycle() -> None:
     assert len(timer.epoch_s) == 3 and len(timer.train_s) == 3
     assert all(0 <= t <= e for t, e in zip(timer.train_s, timer.epoch_s, strict=True))
     assert cycle(["a", "b"], 5) == ["a", "b", "a", "b", "a"]
+
+
+def test_training_flops_are_three_times_the_forward_multiply_adds() -> None:
+    import keras
+
+    from flexunet.bench.measure import training_flops_per_image
+
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 8*8 pixels * 3*3*2*4 = 4608 MACs
+    x = keras.layers.MaxPooling2D()(x)  # not matmul work: not counted
+    x = keras.layers.Conv2DTranspose(3, 2, strides=2)(x)  # 4*4 inputs * 2*2*3*4 = 768 MACs
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(5)(x)  # 8*8*3 inputs * 5 = 960 MACs
+    model = keras.Model(inputs, outputs)
+    assert training_flops_per_image(model) == 3 * 2 * (4608 + 768 + 960)
+
+
+def test_matmul_peak_is_a_positive_rate() -> None:
+    from flexunet.bench.measure import matmul_peak_gflops
+
+    for dtype in ("float32", "bfloat16"):
+        assert 0.1 < matmul_peak_gflops(dtype, size=128, reps=2) < 1e6

@@ -17,7 +17,7 @@ def test_single_run_failure_is_recorded_and_raised(compose, tmp_path: Path) -> N
     from flexunet.commands.train import check, train
     from flexunet.runs.job import run_job
 
-    cfg = compose(["debug=fast", "data.source.count=24", "train.mixed_precision=true",
+    cfg = compose(["debug=fast", "data.source.count=24", "train.mixed_precision=mixed_float16",
                    "model.base_filters=0"])
     with pytest.raises(InstantiationException, match="base_filters"):
         run_job(cfg, check, train)

@@ -19,7 +19,7 @@ from tests.helpers import FAST, run_train
 RUN = [
     *FAST, "train.epochs=3", "train.steps_per_epoch=20",
     "train.callbacks.lr_reducer.patience=1", "+train.callbacks.lr_reducer.min_delta=10",
-    "train.callbacks.early_stop.patience=5",
+    "train.callbacks.early_stop.patience=5", "train.callbacks.backup.interval_s=0",
 ]
 
 

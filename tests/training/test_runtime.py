@@ -46,3 +46,38 @@ def test_gpu_per_job_pins_one_of_the_visible_gpus(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     pin_gpu(3)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+
+
+def _cpu(tmp_path: Path, flags: str) -> Path:
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nmodel name\t: test CPU\nflags\t\t: fpu sse2 {flags}\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flags", "gpus", "policy"),
+    [
+        ("avx512f amx_bf16 amx_tile", [], "mixed_bfloat16"),
+        ("avx512f avx512_bf16", [], "mixed_bfloat16"),
+        ("avx2 avx512f", [], "float32"),  # bfloat16 would be emulated: slower
+        ("amx_bf16", ["0"], "float32"),  # a GPU: auto keeps float32
+    ],
+)
+def test_auto_precision_follows_the_cpu_flags_and_gpus(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: str, gpus: list, policy: str
+) -> None:
+    monkeypatch.setattr(runtime, "CPUINFO", _cpu(tmp_path, flags))
+    monkeypatch.setattr(runtime, "visible_gpu_ids", lambda: gpus)
+    chosen, why = runtime.choose_precision("auto")
+    assert chosen == policy and why.startswith("auto:")
+    assert runtime.choose_precision("float32")[0] == "float32"  # a named policy is kept
+    assert runtime.choose_precision("mixed_float16")[0] == "mixed_float16"
+
+
+def test_unknown_precision_is_a_config_error_naming_the_choices() -> None:
+    from flexunet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mixed_bfloat16.*true was mixed_float16"):
+        runtime.choose_precision("True")
+    with pytest.raises(ConfigError, match="train.mixed_precision=bf16: use one of auto"):
+        runtime.choose_precision("bf16")

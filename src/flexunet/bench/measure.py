@@ -41,7 +41,12 @@ from flexunet.inference.options import PredictOptions
 from flexunet.inference.predictor import predict_probabilities, to_class_map
 from flexunet.runs.job import prepare_run_dir
 from flexunet.training.build import build_callbacks, build_dataset, compile_model, model_size
-from flexunet.training.runtime import configure_tensorflow, peak_rss_mib, reset_peak_rss
+from flexunet.training.runtime import (
+    choose_precision,
+    configure_tensorflow,
+    peak_rss_mib,
+    reset_peak_rss,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,7 @@ log = logging.getLogger(__name__)
 KEYS = (
     "overhead_ratio", "train_img_s", "model_img_s", "pipeline_img_s", "pipeline_headroom",
     "rss_mb_n", "rss_mb_4n", "infer_ms", "infer_tta_ms", "callbacks_s_per_epoch",
+    "steps_img_s", "epoch_img_s", "epoch_to_steps",
 )
 #: Size of the images written when ``bench.infer_dir`` does not exist (HAM10000's 600x450).
 SYNTHETIC_INFER_SIZE = (600, 450)
@@ -405,7 +411,9 @@ def worker_config(job: DictConfig) -> dict:
         "model": _plain(job.model),
         "train": {
             k: _plain(job.train[k])
-            for k in ("batch_size", "optimizer", "loss", "metrics", "jit_compile")
+            for k in (
+                "batch_size", "optimizer", "loss", "metrics", "jit_compile", "mixed_precision",
+            )
         },
         "data": {
             key: _plain(job.data[key])
@@ -427,6 +435,7 @@ def rss_job() -> None:
     spec = json.load(sys.stdin)
     cfg = OmegaConf.create(spec["cfg"])
     configure_tensorflow(**cfg.runtime)
+    keras.mixed_precision.set_global_policy(choose_precision(cfg.train.mixed_precision)[0])
     keras.utils.set_random_seed(cfg.seed)
     pairs = [Pair(stem, Path(image), Path(mask)) for stem, image, mask in spec["pairs"]]
     model = compile_model(cfg)
@@ -490,6 +499,152 @@ def machine_info() -> dict:
     }
 
 
+def training_flops_per_image(model: keras.Model) -> float:
+    """FLOPs of one training image (forward and backward) of ``model``, counted from its
+    layers: the multiply-adds of every convolution (also transposed), depthwise convolution
+    and dense layer, times 2 (a multiply-add is 2 FLOPs), times 3 for training: the backward
+    pass computes the gradient with respect to the inputs and to the weights, each as many
+    FLOPs as the forward pass (the usual 3x rule; it overcounts the first layer's input
+    gradient, which is not needed). Pooling, activations, normalisation and the optimizer are
+    left out: they are not matmul work and cost well under 1% of it in a UNet."""
+    macs = 0
+    for layer in model._flatten_layers(include_self=False):
+        if not hasattr(layer, "kernel") or not getattr(layer, "built", False):
+            continue
+        out_shape = layer.output.shape
+        in_shape = layer.input.shape
+        kernel = tuple(layer.kernel.shape)
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            macs += math.prod(in_shape[1:3]) * math.prod(kernel)  # every input pixel, kernel
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            macs += math.prod(out_shape[1:]) * math.prod(kernel[:2])
+        elif isinstance(layer, keras.layers.Conv2D | keras.layers.Dense):
+            macs += math.prod(out_shape[1:-1]) * math.prod(kernel)
+    return 3 * 2 * float(macs)
+
+
+def bf16_available() -> bool:
+    """Whether this machine computes bfloat16 in hardware: a CPU with AMX-BF16 or AVX512-BF16
+    (a GPU run of the benchmark reports float32 only)."""
+    from flexunet.training.runtime import BF16_CPU_FLAGS, cpu_flags, visible_gpu_ids
+
+    return not visible_gpu_ids() and bool(cpu_flags() & set(BF16_CPU_FLAGS))
+
+
+def matmul_timer(dtype: str, size: int = 2048) -> Callable[[], float]:
+    """A function that times one product of two ``size`` x ``size`` matrices in ``dtype``
+    (float32 or bfloat16) and returns its rate in GFLOP/s: the machine's reference rate for
+    the utilisation of training, on the device (and thread pools) training uses. The first
+    product (kernel choice, allocation) is done here."""
+    rng = np.random.default_rng(0)
+    a = keras.ops.convert_to_tensor(rng.standard_normal((size, size)), dtype=dtype)
+    b = keras.ops.convert_to_tensor(rng.standard_normal((size, size)), dtype=dtype)
+
+    def product() -> None:
+        corner = keras.ops.cast(keras.ops.matmul(a, b)[0, 0], "float32")  # NumPy has no bf16
+        keras.ops.convert_to_numpy(corner)  # waits for the result
+
+    product()
+    return lambda: 2 * size**3 / _seconds(product) / 1e9
+
+
+def matmul_peak_gflops(dtype: str, size: int = 2048, reps: int = 8) -> float:
+    """The best rate of ``reps`` timed products (:func:`matmul_timer`), in GFLOP/s."""
+    timer = matmul_timer(dtype, size)
+    return max(timer() for _ in range(reps))
+
+
+def measure_utilisation(
+    job: DictConfig, pairs: Sequence[Pair], images: int, rounds: int
+) -> dict:
+    """Training rate on in-memory tensors and the share of the measured matmul peak it uses,
+    per precision: float32, and mixed_bfloat16 where the CPU has bfloat16 units. Epochs and
+    matmuls alternate, ``rounds`` times, and the best of each is kept.
+
+    ``utilisation = img/s x training FLOPs per image / matmul GFLOP/s`` of the same dtype
+    (float32 for float32 training, bfloat16 for mixed_bfloat16). The job's own precision
+    policy is restored afterwards."""
+    batch = job.train.batch_size
+    n = max(1, images // batch) * batch
+    x, y = in_memory(job, cycle(pairs, n))
+    memory = in_memory_dataset(x, y, batch, job.seed)
+    policy = keras.mixed_precision.global_policy()
+    precisions = {"float32": "float32"}
+    if bf16_available():
+        precisions["mixed_bfloat16"] = "bfloat16"
+    result: dict[str, Any] = {}
+    try:
+        for name, dtype in precisions.items():
+            keras.mixed_precision.set_global_policy(name)
+            model = compile_model(job)
+            flops = training_flops_per_image(model)
+            model.fit(memory.take(1), verbose=0, shuffle=False)  # trace
+            matmul = matmul_timer(dtype)
+            seconds, peak = math.inf, 0.0
+            for _ in range(rounds):  # alternate, so both see the same machine load
+                seconds = min(seconds, _seconds(
+                    lambda m=model: m.fit(memory, epochs=1, verbose=0, shuffle=False)
+                ))
+                peak = max([peak, *(matmul() for _ in range(4))])
+            rate = n / seconds
+            result[name] = {
+                "model_img_s": rate, "train_gflop_per_image": flops / 1e9,
+                "achieved_gflops": rate * flops / 1e9, "matmul_peak_gflops": peak,
+                "utilisation": rate * flops / 1e9 / peak,
+            }
+            del model
+            keras.backend.clear_session()
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    return {"utilisation": result}
+
+
+def measure_epoch_rates(
+    job: DictConfig, pairs: Sequence[Pair], spec: DictConfig, out_dir: Path
+) -> dict:
+    """Whole-epoch rate against the training-steps rate of flexunet-train's own fit: the
+    job's dataset pipeline, every ``train.callbacks`` entry (writing into ``out_dir``), a
+    validation split, ``spec.epochs`` epochs of which the first is not counted (median).
+
+    ``steps_img_s`` = training images / seconds from an epoch's start to its last training
+    step; ``epoch_img_s`` = training images / seconds of the whole epoch (validation and every
+    callback's epoch-end work included); ``epoch_to_steps`` = their ratio (1: an epoch costs
+    only its steps)."""
+    job = copy.deepcopy(job)
+    prepare_run_dir(out_dir, resuming=False)
+    with open_dict(job):
+        job.paths.run_dir = str(out_dir)
+    batch = job.train.batch_size
+    n_train = max(1, spec.train_images // batch) * batch
+    train_pairs = cycle(pairs, n_train)
+    valid_pairs = cycle(pairs[::-1], max(1, spec.valid_images))
+    train_ds = dataset(job, train_pairs, train=True)
+    valid_ds = dataset(job, valid_pairs, train=False)
+    images, masks = load_arrays(
+        valid_pairs[:8], model_size(job), parse_rgb_map(job.mask.rgb_map), job.mask.tolerance,
+        job.data.max_pixels,
+    )
+    model = compile_model(job)
+    timer, hooks = EpochTimer(), {}
+    callbacks = build_callbacks(job, images, masks)
+    _time_epoch_end(callbacks, hooks)
+    model.fit(
+        train_ds, epochs=spec.epochs, validation_data=valid_ds,
+        callbacks=[timer, *callbacks], verbose=0, shuffle=False,
+    )
+    steps = statistics.median(timer.train_s[1:])
+    epoch = statistics.median(timer.epoch_s[1:])
+    del model
+    keras.backend.clear_session()
+    return {
+        "epoch_rate_images": [n_train, len(valid_pairs)],
+        "steps_img_s": n_train / steps,
+        "epoch_img_s": n_train / epoch,
+        "epoch_to_steps": steps / epoch,
+        "epoch_end_s": {k: v / (spec.epochs - 1) for k, v in hooks.items()},
+    }
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -519,6 +674,18 @@ def format_table(report: dict) -> str:
         f"callbacks ({report['primary']}): {report['callbacks_s_per_epoch']:+.3f} s/epoch "
         f"(epoch {report['epoch_s_without_callbacks']:.2f} s without, "
         f"{report['epoch_s_with_callbacks']:.2f} s with); on_epoch_end s: {hooks}",
+        f"whole epochs ({report['primary']}, {report['epoch_rate_images'][0]} training + "
+        f"{report['epoch_rate_images'][1]} validation images, every train.callbacks entry): "
+        f"{report['epoch_img_s']:.2f} img/s against {report['steps_img_s']:.2f} img/s of the "
+        f"training steps alone, ratio {report['epoch_to_steps']:.3f} "
+        f"(precision {report['precision']})",
+        *(
+            f"{name}: {u['train_gflop_per_image']:.2f} GFLOP per training image (forward + "
+            f"backward), {u['model_img_s']:.2f} img/s = {u['achieved_gflops']:.0f} GFLOP/s, "
+            f"{100 * u['utilisation']:.0f}% of the measured matmul peak "
+            f"({u['matmul_peak_gflops']:.0f} GFLOP/s)"
+            for name, u in report["utilisation"].items()
+        ),
         f"load average {report['load_before'][0]:.2f} before, {report['load_after'][0]:.2f} "
         f"after; {report['machine']['cpu_count']} CPUs; oneDNN "
         f"{report['machine']['TF_ENABLE_ONEDNN_OPTS']}",
@@ -536,6 +703,18 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> dict:
     if bench.rounds < 1 or bench.callback_epochs < 2:
         raise ConfigError("bench.rounds must be >= 1 and bench.callback_epochs >= 2")
     configure_tensorflow(**cfg.runtime)
+    precision, why = choose_precision(cfg.train.mixed_precision)
+    log.info("precision: %s (%s)", precision, why)
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return _run_benchmark(cfg, run_dir, precision)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _run_benchmark(cfg: DictConfig, run_dir: Path, precision: str) -> dict:
+    bench = cfg.bench
     load_before = os.getloadavg()
     pairs, data = bench_pairs(cfg)
     infer_paths, infer_data = inference_images(cfg, run_dir)
@@ -554,6 +733,11 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> dict:
         del model
         keras.backend.clear_session()
         if name == primary:
+            log.info("%s: whole epochs against their training steps", name)
+            result.update(measure_epoch_rates(job, pairs, bench.epoch_rate, run_dir / "epochs"))
+            log.info("%s: FLOPs and the share of the measured matmul peak", name)
+            result.update(measure_utilisation(job, pairs, spec.images, bench.rounds))
+        if name == primary:
             n = bench.rss_images
             log.info("%s: peak RSS on %d and %d images (fresh processes)", name, n, 4 * n)
             rss_n, rss_4n = measure_rss(job, pairs, (n, 4 * n), bench.subprocess_timeout)
@@ -568,6 +752,8 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> dict:
     report = {
         **{k: v for k, v in models[primary].items() if not isinstance(v, dict)},
         "callbacks_on_epoch_end_s": models[primary]["callbacks_on_epoch_end_s"],
+        "utilisation": models[primary]["utilisation"],
+        "precision": precision,
         "primary": primary,
         "models": models,
         "data": data,

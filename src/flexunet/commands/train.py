@@ -36,8 +36,10 @@ def check(cfg: DictConfig) -> dict[str, list[Pair]]:
     values, the ``evaluate_after`` options, the data folders and, with ``data.check``, every
     file. Returns the train and valid pairs."""
     from flexunet.training import build
+    from flexunet.training.runtime import choose_precision
 
     check_config(cfg)
+    choose_precision(cfg.train.mixed_precision)
     if cfg.logger is not None and importlib.util.find_spec("mlflow") is None:
         raise ConfigError('logger=mlflow needs MLflow: pip install "flexunet[mlflow]"')
     if cfg.evaluate_after is not None:  # a misspelled eval option fails now, not after training
@@ -70,7 +72,7 @@ def train(
     from flexunet.runs.sweeps import job_hparams
     from flexunet.training import build
     from flexunet.training.fit import fit, summarize_history, write_model_summary
-    from flexunet.training.runtime import configure_tensorflow
+    from flexunet.training.runtime import choose_precision, configure_tensorflow
 
     configure_tensorflow(**cfg.runtime, job_num=job_num)
     keras.utils.set_random_seed(cfg.seed)
@@ -79,9 +81,10 @@ def train(
     policy = keras.mixed_precision.global_policy()
     caches = [DecodedCache.of_mib(cfg.data.cache_mb) for _ in ("train", "valid")]
     tracker = None
+    precision, why = choose_precision(cfg.train.mixed_precision)
+    log.info("precision: %s (%s)", precision, why)
     try:
-        if cfg.train.mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy(precision)
         train_data = build.build_dataset(
             cfg, pairs["train"], train=True, repeat=cfg.train.steps_per_epoch is not None,
             cache=caches[0],
@@ -123,6 +126,7 @@ def train(
         keras.backend.clear_session()
         gc.collect()
     result = summarize_history(logs, cfg.train.monitor, cfg.train.monitor_mode)
+    result["precision"] = precision
     log.info(
         "best %s = %.4f at epoch %d; run directory: %s",
         cfg.train.monitor, result["best_value"], result["best_epoch"], run_dir,

@@ -127,7 +127,7 @@ def run_job(
         info.update(
             status="completed" if math.isfinite(best) else "diverged",
             best_epoch=result["best_epoch"], best_value=best,
-            epochs=result["epochs"], final=result["final"],
+            epochs=result["epochs"], final=result["final"], precision=result.get("precision"),
         )
         write_best_value(run_dir / "tensorboard", cfg.train.monitor, best, result["epochs"])
     info.update(

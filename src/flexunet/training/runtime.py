@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from flexunet.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 ENV_DEFAULTS = {
@@ -96,6 +98,49 @@ def configure_tensorflow(
     except RuntimeError as err:  # TensorFlow already initialised in this process
         log.warning("TensorFlow runtime settings not applied: %s", err)
     _tf_configured = True
+
+
+#: ``train.mixed_precision`` values: ``auto`` or a keras.mixed_precision policy name.
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+#: /proc/cpuinfo flags of CPUs that compute bfloat16 in hardware (AMX tiles or AVX-512 BF16
+#: dot products); elsewhere bfloat16 is emulated and slower than float32.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux; empty elsewhere)."""
+    try:
+        text = CPUINFO.read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def choose_precision(setting: str) -> tuple[str, str]:
+    """The keras.mixed_precision policy for ``train.mixed_precision`` and why.
+
+    ``auto``: ``mixed_bfloat16`` on a machine without a GPU whose CPU has bfloat16 units
+    (:data:`BF16_CPU_FLAGS`), else ``float32``. On a GPU ``auto`` keeps float32: float16
+    paid off there only at larger batches (docs/performance.md) and its accuracy on this
+    task is unmeasured; choose ``mixed_float16`` for it. Any other value is used as given.
+    """
+    if setting not in PRECISIONS:
+        hint = " (true was mixed_float16)" if setting.lower() in ("true", "false") else ""
+        raise ConfigError(
+            f"train.mixed_precision={setting}: use one of {', '.join(PRECISIONS)}{hint}"
+        )
+    if setting != "auto":
+        return setting, "set by train.mixed_precision"
+    if visible_gpu_ids():
+        return "float32", "auto: a GPU is visible (choose mixed_float16 for float16 there)"
+    found = sorted(cpu_flags() & set(BF16_CPU_FLAGS))
+    if found:
+        return "mixed_bfloat16", f"auto: the CPU has bfloat16 units ({', '.join(found)})"
+    return "float32", "auto: no bfloat16 units on this CPU (amx_bf16 / avx512_bf16)"
 
 
 def process_rss_mib() -> float | None:

@@ -12,7 +12,8 @@ from flexunet.training.callbacks.base import NeedsValidationSamples
 
 
 class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
-    """After every ``every_n_epochs`` epochs, predict ``num_images`` fixed validation images.
+    """After the first epoch, every ``every_n_epochs``-th and the last, predict ``num_images``
+    fixed validation images.
 
     Saves one grid per epoch (rows: images; columns: input, ground truth, prediction) as
     ``output_dir/epoch_NNN.png`` and logs the same grid to TensorBoard under ``log_dir``.
@@ -34,6 +35,7 @@ class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
         self.images: np.ndarray | None = None
         self.masks: np.ndarray | None = None
         self._writer = None
+        self._last: int | None = None  # the latest finished epoch (0-based) not yet shown
 
     def bind_data(self, images: np.ndarray, masks: np.ndarray) -> None:
         """Fixed inputs (N, H, W, 3) float 0-255 and class-index masks (N, H, W)."""
@@ -48,7 +50,14 @@ class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
             self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.images is None or (epoch + 1) % self.every_n_epochs:
+        self._last = epoch
+        if epoch == 0 or (epoch + 1) % self.every_n_epochs == 0:
+            self.show(epoch)
+
+    def show(self, epoch: int) -> None:
+        """Predict the fixed images with the current weights; save and log them as ``epoch``."""
+        self._last = None
+        if self.images is None:
             return
         # one batch: predict_on_batch skips predict()'s per-call set-up (docs/performance.md)
         probs = np.asarray(self.model.predict_on_batch(self.images))
@@ -66,6 +75,8 @@ class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
             self._writer.flush()
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        if self._last is not None:  # the last epoch (also one ended early) is always shown
+            self.show(self._last)
         if self._writer is not None:
             self._writer.close()
             self._writer = None
