@@ -708,12 +708,14 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> dict:
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return _run_benchmark(cfg, run_dir, precision)
+        return _run_benchmark(cfg, run_dir, precision, specs)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _run_benchmark(cfg: DictConfig, run_dir: Path, precision: str) -> dict:
+def _run_benchmark(
+    cfg: DictConfig, run_dir: Path, precision: str, specs: dict[str, DictConfig]
+) -> dict:
     bench = cfg.bench
     load_before = os.getloadavg()
     pairs, data = bench_pairs(cfg)
@@ -737,7 +739,6 @@ def _run_benchmark(cfg: DictConfig, run_dir: Path, precision: str) -> dict:
             result.update(measure_epoch_rates(job, pairs, bench.epoch_rate, run_dir / "epochs"))
             log.info("%s: FLOPs and the share of the measured matmul peak", name)
             result.update(measure_utilisation(job, pairs, spec.images, bench.rounds))
-        if name == primary:
             n = bench.rss_images
             log.info("%s: peak RSS on %d and %d images (fresh processes)", name, n, 4 * n)
             rss_n, rss_4n = measure_rss(job, pairs, (n, 4 * n), bench.subprocess_timeout)
