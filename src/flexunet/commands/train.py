@@ -7,6 +7,8 @@
     flexunet-train experiment=skin_cancer_512                     # the published run
     flexunet-train resume=outputs/train/runs/DATE                 # continue a killed run
     flexunet-train logger=mlflow                                  # also track it in MLflow
+    flexunet-train runtime.backend=jax data.loader=py_dataset     # JAX, without TensorFlow
+    flexunet-train runtime.backend=jax train.distribution=data_parallel   # docs/distributed.md
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from flexunet.config import EvalConfig, check_config
 from flexunet.data.pairing import Pair
 from flexunet.errors import ConfigError
 from flexunet.runs.reuse import resume_argv
+from flexunet.training.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +37,14 @@ def check(cfg: DictConfig) -> dict[str, list[Pair]]:
     """Everything that can be found wrong before training, so that a mistake costs seconds
     and leaves no half-made run: unknown keys (also those added with ``+``) and out-of-range
     values, the ``evaluate_after`` options, the data folders and, with ``data.check``, every
-    file. Returns the train and valid pairs."""
+    file. Returns the train and valid pairs.
+
+    Sets up the process first (:func:`start_runtime`): the Keras backend is fixed before
+    anything here imports Keras."""
+    start_runtime(cfg)
+    check_config(cfg)
     from flexunet.training import build
 
-    check_config(cfg)
     if cfg.logger is not None and importlib.util.find_spec("mlflow") is None:
         raise ConfigError('logger=mlflow needs MLflow: pip install "flexunet[mlflow]"')
     if cfg.evaluate_after is not None:  # a misspelled eval option fails now, not after training
@@ -52,6 +59,24 @@ def check(cfg: DictConfig) -> dict[str, list[Pair]]:
     return pairs
 
 
+def start_runtime(cfg: DictConfig, job_num: int | None = None) -> Runtime:
+    """The ``runtime`` node applied once per process: the Keras backend, the processes of a
+    ``train.distribution=data_parallel`` run joined, GPU pinning (``job_num``, by default
+    Hydra's ``hydra.job.num``), threads."""
+    from flexunet.training.runtime import configure_runtime
+
+    if job_num is None:
+        job_num = (OmegaConf.select(HydraConfig.get(), "job.num", default=None) or 0
+                   if HydraConfig.initialized() else 0)
+
+    if cfg.resume is not None and (cfg.runtime.num_processes or 1) > 1:
+        raise ConfigError("resume= continues a run in one process; several processes "
+                          "(runtime.num_processes) cannot resume yet")
+    return configure_runtime(
+        **cfg.runtime, job_num=job_num, distributed=cfg.train.distribution == "data_parallel"
+    )
+
+
 def train(
     cfg: DictConfig, run_dir: Path, job_num: int, pairs: dict[str, list[Pair]]
 ) -> dict:
@@ -60,8 +85,10 @@ def train(
     (:func:`~flexunet.training.fit.summarize_history`).
 
     ``job_num`` (Hydra's ``hydra.job.num``) picks the GPU when ``runtime.gpu_per_job`` is set.
-    With ``cfg.resume`` the job continues the run in ``run_dir`` from its last backup.
+    With ``cfg.resume`` the job continues the run in ``run_dir`` from its last backup. In a
+    multi-process run only process 0 writes files (the others train the same steps).
     """
+    runtime = start_runtime(cfg, job_num)
     import keras
 
     from flexunet.data.masks import parse_rgb_map
@@ -70,12 +97,11 @@ def train(
     from flexunet.runs.sweeps import job_hparams
     from flexunet.training import build
     from flexunet.training.fit import fit, summarize_history, write_model_summary
-    from flexunet.training.runtime import configure_tensorflow
 
-    configure_tensorflow(**cfg.runtime, job_num=job_num)
     keras.utils.set_random_seed(cfg.seed)
     resuming = cfg.resume is not None
-    prepare_run_dir(run_dir, resuming=resuming)
+    if runtime.is_chief:
+        prepare_run_dir(run_dir, resuming=resuming)
     policy = keras.mixed_precision.global_policy()
     caches = [DecodedCache.of_mib(cfg.data.cache_mb) for _ in ("train", "valid")]
     tracker = None
@@ -84,32 +110,39 @@ def train(
             keras.mixed_precision.set_global_policy("mixed_float16")
         train_data = build.build_dataset(
             cfg, pairs["train"], train=True, repeat=cfg.train.steps_per_epoch is not None,
-            cache=caches[0],
+            cache=caches[0], runtime=runtime,
         )
         valid_data = build.build_dataset(
             cfg, pairs["valid"], train=False, repeat=cfg.train.validation_steps is not None,
-            cache=caches[1],
+            cache=caches[1], runtime=runtime,
         )
-        with build.make_strategy(cfg.train.strategy).scope():
+        log.info("backend %s, data loader %s", runtime.backend, type(train_data).__name__)
+        with build.distribution_scope(cfg.train.distribution, runtime.backend):
             model = build.compile_model(cfg)
-        write_model_summary(model, run_dir / "model_summary.txt")
-        size = build.model_size(cfg)
-        log.info("model: %s parameters, input %dx%d", f"{model.count_params():,}", *size)
-        samples = load_arrays(
-            pairs["valid"][:8], size, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance,
-            cfg.data.max_pixels,
-        )
-        callbacks = build.build_callbacks(cfg, *samples)
-        if cfg.logger is not None:
-            overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-            tracker = build.build_logger(cfg, run_dir, job_hparams(cfg, overrides, cfg.tags))
-            callbacks.append(tracker)
-        logs = fit(
-            model, train_data, valid_data, callbacks, epochs=cfg.train.epochs,
-            steps_per_epoch=cfg.train.steps_per_epoch,
-            validation_steps=cfg.train.validation_steps, verbose=cfg.train.verbose,
-            resume_dir=run_dir if resuming else None,
-        )
+            size = build.model_size(cfg)
+            log.info("model: %s parameters, input %dx%d", f"{model.count_params():,}", *size)
+            samples = load_arrays(
+                pairs["valid"][:8], size, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance,
+                cfg.data.max_pixels,
+            )
+            callbacks = build.build_callbacks(cfg, *samples)
+            if runtime.is_chief:
+                write_model_summary(model, run_dir / "model_summary.txt")
+                if cfg.logger is not None:
+                    overrides = (HydraConfig.get().overrides.task
+                                 if HydraConfig.initialized() else [])
+                    tracker = build.build_logger(
+                        cfg, run_dir, job_hparams(cfg, overrides, cfg.tags)
+                    )
+                    callbacks.append(tracker)
+            else:
+                callbacks = [cb for cb in callbacks if not build.writes_run_files(cb)]
+            logs = fit(
+                model, train_data, valid_data, callbacks, epochs=cfg.train.epochs,
+                steps_per_epoch=cfg.train.steps_per_epoch,
+                validation_steps=cfg.train.validation_steps, verbose=cfg.train.verbose,
+                resume_dir=run_dir if resuming else None,
+            )
     except BaseException:
         if tracker is not None:
             tracker.fail()
@@ -127,7 +160,7 @@ def train(
         "best %s = %.4f at epoch %d; run directory: %s",
         cfg.train.monitor, result["best_value"], result["best_epoch"], run_dir,
     )
-    if cfg.evaluate_after is not None:
+    if cfg.evaluate_after is not None and runtime.is_chief:
         from flexunet.commands.evaluate import evaluate_run
 
         result["evaluation"] = evaluate_run(cfg, run_dir)["mean"]
