@@ -126,6 +126,8 @@ def train(
                 cfg.data.max_pixels,
             )
             callbacks = build.build_callbacks(cfg, *samples)
+            if runtime.num_processes > 1:
+                callbacks = build.drop_model_callbacks(callbacks)
             if runtime.is_chief:
                 write_model_summary(model, run_dir / "model_summary.txt")
                 if cfg.logger is not None:

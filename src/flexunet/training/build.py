@@ -151,6 +151,18 @@ def writes_run_files(callback: keras.callbacks.Callback) -> bool:
     return isinstance(callback, writers)
 
 
+def drop_model_callbacks(callbacks: list) -> list:
+    """``callbacks`` without those that run the model on their own (EpochChangeInference):
+    in a multi-process run every process must take part in each model call, which such a
+    callback on process 0 alone would wait for forever."""
+    from flexunet.training.callbacks import EpochChangeInference
+
+    kept = [cb for cb in callbacks if not isinstance(cb, EpochChangeInference)]
+    if len(kept) < len(callbacks):
+        log.warning("several processes: train.callbacks.epoch_change_infer is off")
+    return kept
+
+
 def build_logger(
     cfg: DictConfig, run_dir: Path, hparams: dict[str, Any]
 ) -> keras.callbacks.Callback:

@@ -115,12 +115,6 @@ def join_processes(
         return Runtime(backend)
     if num_processes == 1:
         return Runtime(backend)
-    if backend != "jax":
-        raise ConfigError(
-            "several training processes need the JAX backend: add runtime.backend=jax "
-            "train.distribution=data_parallel (TensorFlow's multi-worker route does not work "
-            "with Keras 3; see docs/distributed.md)"
-        )
     if any(v is None for v in explicit) and slurm_tasks <= 1:
         raise ConfigError(
             "runtime.coordinator, runtime.num_processes and runtime.process_id go together "
@@ -163,6 +157,14 @@ def configure_runtime(
     backend = select_backend(backend)
     if _runtime is not None and _runtime.backend == backend:
         return _runtime
+    if ((num_processes or 1) > 1 or coordinator is not None) and (
+        backend != "jax" or not distributed
+    ):
+        raise ConfigError(
+            "several training processes (runtime.num_processes, runtime.coordinator) need "
+            "runtime.backend=jax train.distribution=data_parallel (TensorFlow's multi-worker "
+            "route does not work with Keras 3; see docs/distributed.md)"
+        )
     runtime = (
         join_processes(backend, coordinator, num_processes, process_id)
         if distributed else Runtime(backend)
