@@ -65,7 +65,12 @@ def cli(command: str, args: list[str], cwd: Path, env: dict[str, str]) -> subpro
 
 
 def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
-    out, _ = proc.communicate(timeout=timeout)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        pytest.fail(f"{proc.args[2]} ran over {timeout} s: {out[-3000:]}")
     assert proc.returncode == 0, out[-4000:]
     return out
 
@@ -130,12 +135,17 @@ def test_checkpoints_evaluate_alike_on_either_backend_and_jax_infers(
     images.mkdir()
     shutil.copy(SHARED_DATA / "ph2/images/IMD003.jpg", images)
     common = [f"paths.data_dir={data_dir}", "eval.split=valid", "eval.report_worst=0"]
-    evaluating = cli("evaluate", ["-m", f"ckpt_path={tf_run},{jax_run}", *common], tmp_path, env)
+    evaluating = cli("evaluate", ["-m", f"ckpt_path={tf_run},{jax_run}", "runtime.backend=jax",
+                                  *common], tmp_path, env)
     finish(evaluating)
     inferring = cli("infer", [f"ckpt_path={jax_run}", f"infer.input={images}",
-                              f"hydra.run.dir={tmp_path / 'infer'}"], tmp_path, env)
+                              "runtime.backend=jax", f"hydra.run.dir={tmp_path / 'infer'}"],
+                    tmp_path, env)
     finish(inferring)
-    assert (tmp_path / "infer/predictions/IMD003.png").is_file()
+    from PIL import Image
+
+    with Image.open(tmp_path / "infer/predictions/masks/IMD003.png") as mask:
+        assert mask.size == (765, 574)  # the image's own size
 
     (sweep,) = (tmp_path / "outputs/evaluate/multiruns").iterdir()
     for job, run in enumerate((tf_run, jax_run)):
@@ -181,8 +191,8 @@ def test_data_parallel_over_two_processes_writes_once_and_trains_the_same_weight
         for k in range(2)
     ]
     for proc in procs:
-        finish(proc)
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.keras"]
+        finish(proc, timeout=400)
+    assert (run_dir / "checkpoints/best.keras").is_file()
     assert [p.name for p in (run_dir / "ranks").iterdir()] == ["1.log"]
     assert "process 1 of 2" in (run_dir / "ranks/1.log").read_text()
     info = json.loads((run_dir / "run_info.json").read_text())

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 KEYS = (
     "overhead_ratio", "train_img_s", "model_img_s", "pipeline_img_s", "pipeline_headroom",
     "rss_mb_n", "rss_mb_4n", "infer_ms", "infer_tta_ms", "callbacks_s_per_epoch",
+    "pipeline_img_s_tf_data", "pipeline_img_s_py_dataset",
 )
 #: Size of the images written when ``bench.infer_dir`` does not exist (HAM10000's 600x450).
 SYNTHETIC_INFER_SIZE = (600, 450)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import gc
 import importlib.util
 import logging
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -41,8 +43,11 @@ def check(cfg: DictConfig) -> dict[str, list[Pair]]:
 
     Sets up the process first (:func:`start_runtime`): the Keras backend is fixed before
     anything here imports Keras."""
-    start_runtime(cfg)
+    from flexunet.training.runtime import select_backend
+
+    select_backend(cfg.runtime.backend)  # checking _target_s imports Keras
     check_config(cfg)
+    start_runtime(cfg)
     from flexunet.training import build
 
     if cfg.logger is not None and importlib.util.find_spec("mlflow") is None:
@@ -68,13 +73,19 @@ def start_runtime(cfg: DictConfig, job_num: int | None = None) -> Runtime:
     if job_num is None:
         job_num = (OmegaConf.select(HydraConfig.get(), "job.num", default=None) or 0
                    if HydraConfig.initialized() else 0)
-
     if cfg.resume is not None and (cfg.runtime.num_processes or 1) > 1:
         raise ConfigError("resume= continues a run in one process; several processes "
                           "(runtime.num_processes) cannot resume yet")
     return configure_runtime(
         **cfg.runtime, job_num=job_num, distributed=cfg.train.distribution == "data_parallel"
     )
+
+
+def with_run_dir(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """A copy of ``cfg`` whose ``paths.run_dir`` (where the callbacks write) is ``run_dir``."""
+    copy = cfg.copy()
+    copy.paths.run_dir = str(run_dir)
+    return copy
 
 
 def train(
@@ -105,6 +116,9 @@ def train(
     policy = keras.mixed_precision.global_policy()
     caches = [DecodedCache.of_mib(cfg.data.cache_mb) for _ in ("train", "valid")]
     tracker = None
+    # Processes K > 0 run every callback too (a checkpoint's save may take part in a
+    # collective that process 0 would otherwise wait for forever), into a scratch folder.
+    scratch = None if runtime.is_chief else Path(tempfile.mkdtemp(prefix="flexunet-process-"))
     try:
         if cfg.train.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_float16")
@@ -125,7 +139,9 @@ def train(
                 pairs["valid"][:8], size, parse_rgb_map(cfg.mask.rgb_map), cfg.mask.tolerance,
                 cfg.data.max_pixels,
             )
-            callbacks = build.build_callbacks(cfg, *samples)
+            callbacks = build.build_callbacks(
+                cfg if runtime.is_chief else with_run_dir(cfg, scratch), *samples
+            )
             if runtime.num_processes > 1:
                 callbacks = build.drop_model_callbacks(callbacks)
             if runtime.is_chief:
@@ -137,8 +153,6 @@ def train(
                         cfg, run_dir, job_hparams(cfg, overrides, cfg.tags)
                     )
                     callbacks.append(tracker)
-            else:
-                callbacks = [cb for cb in callbacks if not build.writes_run_files(cb)]
             logs = fit(
                 model, train_data, valid_data, callbacks, epochs=cfg.train.epochs,
                 steps_per_epoch=cfg.train.steps_per_epoch,
@@ -154,6 +168,8 @@ def train(
         # of this one (model, datasets, traced functions) is released.
         for cache in caches:
             cache.clear()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         keras.mixed_precision.set_global_policy(policy)
         keras.backend.clear_session()
         gc.collect()

@@ -136,21 +136,6 @@ def build_callbacks(cfg: DictConfig, images: np.ndarray, masks: np.ndarray) -> l
     return [cb for cb in built.values() if cb not in watchers] + watchers
 
 
-def writes_run_files(callback: keras.callbacks.Callback) -> bool:
-    """Whether ``callback`` writes into the run directory (checkpoints, backups, metrics.csv,
-    TensorBoard, images, plots): in a multi-process run only process 0 keeps those."""
-    from flexunet.training.callbacks import (
-        BackupAndRestore,
-        EpochChangeInference,
-        TensorBoard,
-        TrainingPlots,
-    )
-
-    writers = (keras.callbacks.ModelCheckpoint, keras.callbacks.CSVLogger, BackupAndRestore,
-               EpochChangeInference, TensorBoard, TrainingPlots)
-    return isinstance(callback, writers)
-
-
 def drop_model_callbacks(callbacks: list) -> list:
     """``callbacks`` without those that run the model on their own (EpochChangeInference):
     in a multi-process run every process must take part in each model call, which such a
