@@ -155,8 +155,6 @@ def configure_runtime(
     (:func:`configure_tensorflow`). Call before anything imports Keras."""
     global _runtime
     backend = select_backend(backend)
-    if _runtime is not None and _runtime.backend == backend:
-        return _runtime
     if ((num_processes or 1) > 1 or coordinator is not None) and (
         backend != "jax" or not distributed
     ):
@@ -165,6 +163,8 @@ def configure_runtime(
             "runtime.backend=jax train.distribution=data_parallel (TensorFlow's multi-worker "
             "route does not work with Keras 3; see docs/distributed.md)"
         )
+    if _runtime is not None and _runtime.backend == backend:
+        return _runtime
     runtime = (
         join_processes(backend, coordinator, num_processes, process_id)
         if distributed else Runtime(backend)
