@@ -132,7 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=int(os.environ.get("STEPS", 20)))
     parser.add_argument("--timeout", type=float,
-                        default=float(os.environ.get("GPU_CHECK_TIMEOUT", 150)))
+                        default=float(os.environ.get("GPU_CHECK_TIMEOUT", 70)))
     parser.add_argument("--bare", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:

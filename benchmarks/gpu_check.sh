@@ -11,7 +11,8 @@
 # Prepare wheels/ beforehand on a machine with a package index (docs/distributed.md, "The GPU
 # check"); the script installs them into a virtual environment that sees the system's JAX.
 # Environment: PYTHON (default python3), WHEELS (default wheels/), VENV (default
-# /tmp/flexunet-gpu), STEPS (timed steps per run), GPU_CHECK_TINY, GPU_CHECK_TIMEOUT (s per run).
+# /tmp/flexunet-gpu), STEPS (timed steps per run), GPU_CHECK_TINY, GPU_CHECK_TIMEOUT (s per run,
+# default 70: eight runs stay under 10 minutes; a run over it is reported, not waited for).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
