@@ -57,8 +57,11 @@ class MaskConfig:
 class DataConfig:
     source: Any = None  # _target_ of a flexunet.data.sources class
     augment: Any = None  # _target_: albumentations.Compose, or null for none
-    num_parallel_calls: int = at_least(1, 2)
-    prefetch: int = at_least(0, 2)
+    # auto: tf_data when TensorFlow can be imported (and one process), else py_dataset;
+    # tf_data: tf.data; py_dataset: keras.utils.PyDataset, which needs no TensorFlow
+    loader: str = "auto"
+    num_parallel_calls: int = at_least(1, 2)  # decoding threads (py_dataset: its workers)
+    prefetch: int = at_least(0, 2)  # batches read ahead
     # memory per dataset for decoded, resized pairs (0: decode each time)
     cache_mb: float = at_least(0, 256)
     check: bool = True  # validate every file before training starts
@@ -69,12 +72,19 @@ class DataConfig:
 
 @dataclass
 class RuntimeConfig:
+    # Keras backend: tensorflow | jax (KERAS_BACKEND in the environment wins)
+    backend: str = "tensorflow"
     intra_op_threads: int = 0  # 0: TensorFlow's choice
     inter_op_threads: int = 0
     gpu_memory_growth: bool = True
     # One GPU per job: CUDA_VISIBLE_DEVICES = hydra.job.num % (GPUs visible), set at the first
     # job of each process before TensorFlow starts (joblib workers keep their first GPU).
     gpu_per_job: bool = False
+    # train.distribution=data_parallel over several processes (docs/distributed.md): all three
+    # set, or all null (one process, or under SLURM what jax.distributed detects by itself)
+    coordinator: str | None = None  # HOST:PORT of process 0
+    num_processes: int | None = at_least(1, None)
+    process_id: int | None = at_least(0, None)
 
 
 @dataclass
@@ -89,7 +99,9 @@ class TrainConfig:
     loss: Any = None
     metrics: list[Any] = field(default_factory=list)
     callbacks: dict[str, Any] = field(default_factory=dict)
-    strategy: str = "default"  # default | mirrored
+    # default (one device) | mirrored (TensorFlow, the GPUs of one host) |
+    # data_parallel (JAX, every device of every process; docs/distributed.md)
+    distribution: str = "default"
     # auto | float32 | mixed_float16 | mixed_bfloat16 (flexunet.training.runtime.choose_precision)
     mixed_precision: str = "auto"
     jit_compile: bool = False

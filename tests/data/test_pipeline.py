@@ -15,10 +15,12 @@ from flexunet.data.masks import decode_mask, parse_rgb_map
 from flexunet.data.pairing import Pair
 from flexunet.data.pipeline import (
     DecodedCache,
+    PairBatches,
     build_augment,
     make_dataset,
     read_image,
     read_pair,
+    resolve_loader,
 )
 from flexunet.errors import ConfigError, DataError
 
@@ -249,3 +251,64 @@ def test_exif_rotated_jpeg_is_read_upright_with_its_mask(tmp_path: Path) -> None
     assert image.shape == (32, 16, 3) and classes.shape == (32, 16)
     red = image[..., 0] > 128
     assert (red == (classes == 1)).mean() > 0.95
+
+
+def distinct_pairs(folder: Path, count: int) -> list[Pair]:
+    """``count`` pairs whose images differ (pixel value = 10 * index) over one mask."""
+    mask = asymmetric_lesion(32, 32)
+    return [write_pair(folder, f"p{i}", np.full((32, 32, 3), 10 * i, np.uint8), mask)
+            for i in range(count)]
+
+
+def test_py_dataset_batches_equal_tf_data_batches(tmp_path: Path) -> None:
+    pairs = distinct_pairs(tmp_path, 5)
+    common = dict(size=(32, 32), rgb_map=BINARY, num_classes=2, batch_size=2)
+    expected = batches(make_dataset(pairs, **common))
+    loader = PairBatches(pairs, **common)
+    got = [loader[i] for i in range(len(loader))]
+    assert len(got) == len(expected) == 3
+    for (x, y), (ex, ey) in zip(got, expected, strict=True):
+        assert x.dtype == ex.dtype and y.dtype == ey.dtype
+        np.testing.assert_array_equal(x, ex)
+        np.testing.assert_array_equal(y, ey)
+
+
+def test_process_shards_make_up_the_one_process_batches(tmp_path: Path) -> None:
+    pairs = distinct_pairs(tmp_path, 7)
+    common = dict(size=(32, 32), rgb_map=BINARY, num_classes=1, batch_size=4, shuffle=True,
+                  seed=3, repeat=True, drop_remainder=True)
+    whole = PairBatches(pairs, **common)
+    shards = [PairBatches(pairs, **common, num_shards=2, shard=k) for k in range(2)]
+    assert whole.num_batches is None and len(whole) == 1  # 7 pairs: one whole batch per epoch
+    seen = []
+    for step in range(4):  # four epochs, each shuffled anew from the seed
+        x, _ = whole[step]
+        parts = [shard[step][0] for shard in shards]
+        assert [len(p) for p in parts] == [2, 2]
+        np.testing.assert_array_equal(np.concatenate(parts), x)
+        seen.append(tuple(x[:, 0, 0, 0] // 10))
+    assert len(set(seen)) > 1  # the order changes between epochs
+    with pytest.raises(ConfigError, match="multiple of the 3 processes"):
+        PairBatches(pairs, **{**common, "batch_size": 4}, num_shards=3)
+
+
+@pytest.mark.parametrize(("name", "tf", "processes", "expected"), [
+    ("auto", True, 1, "tf_data"), ("auto", False, 1, "py_dataset"),
+    ("auto", True, 2, "py_dataset"), ("py_dataset", True, 1, "py_dataset"),
+    ("tf_data", True, 1, "tf_data"),
+])
+def test_loader_auto_is_tf_data_when_tensorflow_can_be_imported(
+    name: str, tf: bool, processes: int, expected: str
+) -> None:
+    assert resolve_loader(name, tf, processes) == expected
+
+
+@pytest.mark.parametrize(("name", "tf", "processes", "message"), [
+    ("tf_data", False, 1, "needs TensorFlow"), ("tf_data", True, 2, "several processes"),
+    ("torch", True, 1, "data.loader='torch'"),
+])
+def test_loader_mistakes_are_config_errors(
+    name: str, tf: bool, processes: int, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve_loader(name, tf, processes)

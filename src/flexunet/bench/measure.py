@@ -20,13 +20,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from PIL import Image
@@ -43,10 +42,14 @@ from flexunet.runs.job import prepare_run_dir
 from flexunet.training.build import build_callbacks, build_dataset, compile_model, model_size
 from flexunet.training.runtime import (
     choose_precision,
-    configure_tensorflow,
+    configure_runtime,
     peak_rss_mib,
     reset_peak_rss,
+    tensorflow_importable,
 )
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ KEYS = (
     "overhead_ratio", "train_img_s", "model_img_s", "pipeline_img_s", "pipeline_headroom",
     "rss_mb_n", "rss_mb_4n", "infer_ms", "infer_tta_ms", "callbacks_s_per_epoch",
     "steps_img_s", "epoch_img_s", "epoch_to_steps",
+    "pipeline_img_s_tf_data", "pipeline_img_s_py_dataset",
 )
 #: Size of the images written when ``bench.infer_dir`` does not exist (HAM10000's 600x450).
 SYNTHETIC_INFER_SIZE = (600, 450)
@@ -255,10 +259,43 @@ def _wall_and_cpu(work: Callable[[], object]) -> tuple[float, float]:
 def in_memory_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int) -> tf.data.Dataset:
     """Tensors held in memory, shuffled and batched, with the pipeline's fixed tf.data
     options (no autotuning): the model's input at no per-image cost."""
+    import tensorflow as tf
+
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.batch(batch).prefetch(2).with_options(options)
+
+
+def batches(ds: Any) -> Iterator:
+    """The batches of one pass over a tf.data dataset or a Keras PyDataset, read as
+    ``model.fit`` reads them (a PyDataset through Keras' own adapter: its worker threads and
+    prefetch queue)."""
+    if isinstance(ds, keras.utils.PyDataset):
+        # Keras' public API iterates a PyDataset only inside fit/predict; its adapter is the
+        # same reader without a model.
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+        adapter = PyDatasetAdapter(ds, shuffle=False)
+        yield from adapter.get_numpy_iterator()
+        adapter.on_epoch_end()
+    else:
+        yield from ds
+
+
+def measure_loaders(job: DictConfig, pairs: Sequence[Pair], rounds: int) -> dict:
+    """Images/s of one pass of each ``data.loader`` (tf_data only where TensorFlow can be
+    imported) over ``pairs``, training-time augmentation included, best of ``rounds`` after
+    a first pass that fills the decoded-pair cache."""
+    result = {}
+    loaders = ("tf_data", "py_dataset") if tensorflow_importable() else ("py_dataset",)
+    for loader in loaders:
+        variant = copy.deepcopy(job)
+        variant.data.loader = loader
+        ds = dataset(variant, pairs, train=True)
+        passes = [_seconds(lambda ds=ds: sum(1 for _ in batches(ds))) for _ in range(rounds + 1)]
+        result[f"pipeline_img_s_{loader}"] = len(pairs) / min(passes[1:])
+    return result
 
 
 def measure_training(
@@ -280,17 +317,19 @@ def measure_training(
     used = cycle(pairs, n)
     ds = dataset(job, used, train=True)
     x, y = in_memory(job, used)
-    memory = in_memory_dataset(x, y, batch, job.seed)
     model = compile_model(job)
-    for warm_up in (ds.take(1), memory.take(1)):  # trace the step for each kind of input
-        model.fit(warm_up, verbose=0, shuffle=False)
+    model.fit(ds, steps_per_epoch=1, verbose=0, shuffle=False)  # trace the step
     model.fit(x[:batch], y[:batch], batch_size=batch, verbose=0)
     work = {
-        "pipeline": lambda: sum(1 for _ in ds),
+        "pipeline": lambda: sum(1 for _ in batches(ds)),
         "real": lambda: model.fit(ds, epochs=1, verbose=0, shuffle=False),
-        "memory": lambda: model.fit(memory, epochs=1, verbose=0, shuffle=False),
+        "memory": lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
         "numpy": lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
     }
+    if tensorflow_importable():  # tensors in memory: the model's rate without Keras' adapter
+        memory = in_memory_dataset(x, y, batch, job.seed)
+        model.fit(memory.take(1), verbose=0, shuffle=False)
+        work["memory"] = lambda: model.fit(memory, epochs=1, verbose=0, shuffle=False)
     times: dict[str, list[tuple[float, float]]] = {kind: [] for kind in work}
     for _ in range(rounds):
         for kind, run in work.items():
@@ -315,6 +354,7 @@ def measure_training(
         "pipeline_cpu_ms": 1000 * cpu["pipeline"] / n,
         "pipeline_cold_cpu_ms": 1000 * times["pipeline"][0][1] / n,
         "model_cpu_ms": 1000 * cpu["memory"] / n,
+        **measure_loaders(job, used, rounds),
     }, model
 
 
@@ -413,11 +453,13 @@ def worker_config(job: DictConfig) -> dict:
             k: _plain(job.train[k])
             for k in (
                 "batch_size", "optimizer", "loss", "metrics", "jit_compile", "mixed_precision",
+                "distribution",
             )
         },
         "data": {
             key: _plain(job.data[key])
-            for key in ("augment", "num_parallel_calls", "prefetch", "cache_mb", "max_pixels")
+            for key in ("loader", "augment", "num_parallel_calls", "prefetch", "cache_mb",
+                        "max_pixels")
         },
         "mask": _plain(job.mask),
         "runtime": _plain(job.runtime),
@@ -434,13 +476,13 @@ def rss_job() -> None:
     of the epoch, else of the whole process."""
     spec = json.load(sys.stdin)
     cfg = OmegaConf.create(spec["cfg"])
-    configure_tensorflow(**cfg.runtime)
+    configure_runtime(**cfg.runtime)
     keras.mixed_precision.set_global_policy(choose_precision(cfg.train.mixed_precision)[0])
     keras.utils.set_random_seed(cfg.seed)
     pairs = [Pair(stem, Path(image), Path(mask)) for stem, image, mask in spec["pairs"]]
     model = compile_model(cfg)
     ds = dataset(cfg, pairs, train=True)
-    model.fit(ds.take(2), epochs=1, verbose=0, shuffle=False)
+    model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
     reset_peak_rss()
     model.fit(ds, epochs=1, verbose=0, shuffle=False)
     print(json.dumps({"peak_rss_mb": peak_rss_mib()}))
@@ -480,23 +522,30 @@ def measure_rss(
 
 
 def machine_info() -> dict:
-    """CPU, TensorFlow version and the settings that decide its speed."""
+    """CPU, Keras backend, TensorFlow version and the settings that decide its speed."""
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
                  if ln.startswith("model name")]
         cpu = names[0] if names else cpu
-    return {
+    info = {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-        "tensorflow": tf.__version__,
+        "backend": keras.backend.backend(),
+        "devices": keras.distribution.list_devices(),
         "keras": keras.__version__,
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
-        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
     }
+    if tensorflow_importable():
+        import tensorflow as tf
+
+        info.update(
+            tensorflow=tf.__version__,
+            intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
+            inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+        )
+    return info
 
 
 def training_flops_per_image(model: keras.Model) -> float:
@@ -686,6 +735,12 @@ def format_table(report: dict) -> str:
             f"({u['matmul_peak_gflops']:.0f} GFLOP/s)"
             for name, u in report["utilisation"].items()
         ),
+        "input pipeline alone (images/s, training augmentation): " + ", ".join(
+            f"{key.removeprefix('pipeline_img_s_')} {value:.1f}"
+            for key, value in report["models"][report["primary"]].items()
+            if key.startswith("pipeline_img_s_")
+        ),
+        f"backend {report['machine']['backend']}; "
         f"load average {report['load_before'][0]:.2f} before, {report['load_after'][0]:.2f} "
         f"after; {report['machine']['cpu_count']} CPUs; oneDNN "
         f"{report['machine']['TF_ENABLE_ONEDNN_OPTS']}",
@@ -702,7 +757,6 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> dict:
         raise ConfigError("bench.models and bench.zoo are empty: name at least one model")
     if bench.rounds < 1 or bench.callback_epochs < 2:
         raise ConfigError("bench.rounds must be >= 1 and bench.callback_epochs >= 2")
-    configure_tensorflow(**cfg.runtime)
     precision, why = choose_precision(cfg.train.mixed_precision)
     log.info("precision: %s (%s)", precision, why)
     previous_policy = keras.mixed_precision.global_policy()

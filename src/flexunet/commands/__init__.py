@@ -21,7 +21,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from flexunet.config import check_config, register_configs
 from flexunet.errors import FlexUNetError
-from flexunet.training.runtime import configure_environment
+from flexunet.training.runtime import configure_environment, select_backend
 
 if TYPE_CHECKING:
     from flexunet.inference.predictor import Predictor
@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def exit_on_user_error(cfg: DictConfig | None, example: str | None = None) -> Iterator[None]:
-    """Check ``cfg`` unless None (:func:`~flexunet.config.check_config`: unknown keys, also
+    """Select the Keras backend (``runtime.backend``) and check ``cfg`` unless None
+    (:func:`~flexunet.config.check_config`: unknown keys, also
     those added with ``+``, and out-of-range values), then run the block. A
     :class:`FlexUNetError` (also one a ``_target_`` raises while Hydra instantiates it) or a
     missing mandatory option is logged as one line and the command exits with status 1.
@@ -53,6 +54,8 @@ def exit_on_user_error(cfg: DictConfig | None, example: str | None = None) -> It
     """
     try:
         if cfg is not None:
+            if "runtime" in cfg:  # checking _target_s imports Keras: its backend comes first
+                select_backend(cfg.runtime.backend)
             check_config(cfg)
         yield
     except FlexUNetError as exc:
@@ -71,7 +74,9 @@ def exit_on_user_error(cfg: DictConfig | None, example: str | None = None) -> It
 
 def launch(hydra_main: Callable[[], Any]) -> None:
     """Set up the environment (before TensorFlow is imported), register the config schemas
-    and run a ``@hydra.main`` function."""
+    and run a ``@hydra.main`` function, which calls
+    :func:`~flexunet.training.runtime.configure_runtime` (the Keras backend) before anything
+    imports Keras."""
     configure_environment()
     register_configs()
     hydra_main()
@@ -80,8 +85,8 @@ def launch(hydra_main: Callable[[], Any]) -> None:
 def load_checkpoint(
     cfg: DictConfig, overrides: Sequence[str], inherit: Sequence[str]
 ) -> tuple[DictConfig, Path]:
-    """TensorFlow's runtime set-up and ``ckpt_path`` (a checkpoint or a training run
-    directory) resolved to its checkpoint file.
+    """The runtime set-up (backend first: nothing may import Keras before it) and
+    ``ckpt_path`` (a checkpoint or a training run directory) resolved to its checkpoint file.
 
     A run directory's config nodes ``inherit`` (e.g. data, mask) replace this job's unless
     the command line (``overrides``) sets them. Returns that config and the checkpoint.
@@ -100,18 +105,19 @@ def load_checkpoint(
 def load_members(
     cfg: DictConfig, overrides: Sequence[str], inherit: Sequence[str]
 ) -> tuple[DictConfig, list[tuple[Path, Path | None]]]:
-    """TensorFlow's runtime set-up and ``ckpt_path`` resolved to ``(checkpoint file, run
+    """The backend's runtime set-up and ``ckpt_path`` resolved to ``(checkpoint file, run
     directory or None)``: one, or the members of an ensemble (a sweep directory or a list of
     runs and checkpoints).
 
     The first member that is a run directory lends its config nodes ``inherit`` (e.g. data,
     mask) unless the command line (``overrides``) sets them.
     """
+    from flexunet.training.runtime import configure_runtime
+
+    configure_runtime(**cfg.runtime)
     from flexunet.inference.predictor import resolve_members
     from flexunet.runs.reuse import inherit_run_config
-    from flexunet.training.runtime import configure_tensorflow
 
-    configure_tensorflow(**cfg.runtime)
     ckpt_path = cfg.ckpt_path
     if not isinstance(ckpt_path, str):  # a list of runs: plain strings
         ckpt_path = [str(item) for item in ckpt_path]

@@ -21,9 +21,12 @@ from flexunet.commands import CONFIG_DIR, exit_on_user_error, launch
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="bench")
 def run(cfg: DictConfig) -> None:
-    from flexunet.bench.measure import run_benchmark
-
     with exit_on_user_error(cfg):
+        from flexunet.training.runtime import configure_runtime
+
+        configure_runtime(**cfg.runtime)  # the Keras backend: before measure imports Keras
+        from flexunet.bench.measure import run_benchmark
+
         run_benchmark(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 

@@ -1,4 +1,8 @@
-"""Streaming tf.data input pipeline: decode, map mask colours, resize, augment, batch.
+"""Streaming input pipelines: decode, map mask colours, resize, augment, batch.
+
+Two loaders share every step but the last: :func:`make_dataset` (tf.data) and
+:class:`PairBatches` (``keras.utils.PyDataset``: worker threads and a prefetch queue, no
+TensorFlow, so the JAX backend trains where TensorFlow is not installed).
 
 Each element is read from disk when the model needs it. Decoded, resized pairs (before
 augmentation) are kept in memory up to ``cache_mb`` per dataset, so later epochs skip the
@@ -12,14 +16,16 @@ docs/performance.md for what each step costs.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import albumentations as A
 import cv2
+import keras
 import numpy as np
-import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -36,6 +42,28 @@ from flexunet.data.pairing import Pair
 from flexunet.data.resize import resize_image
 from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+#: ``data.loader`` values (auto: :func:`resolve_loader`).
+LOADERS = ("auto", "tf_data", "py_dataset")
+
+
+def resolve_loader(name: str, tensorflow_available: bool, num_processes: int = 1) -> str:
+    """``data.loader``: ``auto`` is tf_data when TensorFlow can be imported and one process
+    reads the data, else py_dataset (which shards each global batch between processes)."""
+    if name not in LOADERS:
+        raise ConfigError(f"data.loader={name!r}: use one of {', '.join(LOADERS)}")
+    if name == "auto":
+        return "tf_data" if tensorflow_available and num_processes == 1 else "py_dataset"
+    if name == "tf_data" and not tensorflow_available:
+        raise ConfigError("data.loader=tf_data needs TensorFlow, which cannot be imported here: "
+                          "use data.loader=py_dataset")
+    if name == "tf_data" and num_processes > 1:
+        raise ConfigError("data.loader=tf_data reads all data in every process: use "
+                          "data.loader=py_dataset with several processes")
+    return name
 
 
 def read_image(
@@ -198,22 +226,11 @@ def make_dataset(
     :func:`~flexunet.data.masks.apply_threshold`).
     A pair listed several times (a mixture's sampling weight) is decoded and cached once.
     """
+    import tensorflow as tf
+
     pairs = list(pairs)
     width, height = size
-    cache = cache if cache is not None else DecodedCache(0)
-    unique = list(dict.fromkeys(pairs))
-    slot = {pair: i for i, pair in enumerate(unique)}
-    slots = [slot[pair] for pair in pairs]
-
-    def read(index: int) -> tuple[np.ndarray, np.ndarray]:
-        return read_pair(unique[index], size, rgb_map, tolerance, max_pixels, threshold)
-
-    def load(index: np.int64) -> tuple[np.ndarray, np.ndarray]:
-        image, mask = cache.get(slots[int(index)], read)
-        if augment is not None:
-            out = augment(image=image, mask=mask)
-            image, mask = out["image"], out["mask"]
-        return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+    load = pair_loader(pairs, size, rgb_map, tolerance, augment, cache, max_pixels, threshold)
 
     def load_tensors(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image, mask = tf.numpy_function(load, [index], [tf.uint8, tf.uint8], stateful=True)
@@ -237,6 +254,135 @@ def make_dataset(
     options.autotune.enabled = False
     options.experimental_optimization.map_parallelization = False
     return ds.with_options(options)
+
+
+def pair_loader(
+    pairs: Sequence[Pair],
+    size: tuple[int, int],
+    rgb_map: Mapping[tuple[int, int, int], int],
+    tolerance: int = 0,
+    augment: A.BaseCompose | None = None,
+    cache: DecodedCache | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    threshold: int | None = None,
+) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
+    """``load(index)``: the (image, class mask) uint8 arrays of ``pairs[index]`` as a loader
+    hands them on: decoded (or from ``cache``), resized and, with ``augment``, augmented.
+
+    A pair listed several times (a mixture's sampling weight) is decoded and cached once;
+    ``threshold`` binarises grey masks (:func:`~flexunet.data.masks.apply_threshold`)."""
+    cache = cache if cache is not None else DecodedCache(0)
+    unique = list(dict.fromkeys(pairs))
+    slot = {pair: i for i, pair in enumerate(unique)}
+    slots = [slot[pair] for pair in pairs]
+
+    def read(index: int) -> tuple[np.ndarray, np.ndarray]:
+        return read_pair(unique[index], size, rgb_map, tolerance, max_pixels, threshold)
+
+    def load(index: int) -> tuple[np.ndarray, np.ndarray]:
+        image, mask = cache.get(slots[int(index)], read)
+        if augment is not None:
+            out = augment(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+    return load
+
+
+def to_model_arrays(
+    images: np.ndarray, masks: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A batch as the model takes it: float32 images 0-255 and the one-hot float32 target
+    (the 0/1 lesion map with one channel when ``num_classes == 1``)."""
+    if num_classes == 1:
+        target = (masks[..., None] > 0).astype(np.float32)
+    else:
+        target = np.eye(num_classes, dtype=np.float32)[masks]
+    return images.astype(np.float32), target
+
+
+class PairBatches(keras.utils.PyDataset):
+    """The backend-neutral loader: batches of (float32 image 0-255, one-hot mask) from
+    ``pairs``, read by ``workers`` threads, ``prefetch`` batches ahead (Keras' PyDataset
+    queue); the same reading, caching and augmentation as :func:`make_dataset`.
+
+    ``batch_size`` is the global batch. With ``num_shards`` processes each one serves its
+    ``shard``-th slice of every global batch (all processes draw the same seeded order), so
+    together they train on exactly the batches one process would. ``repeat``: an endless
+    sequence of epochs (for ``steps_per_epoch``); each epoch is shuffled anew from ``seed``
+    when ``shuffle``. ``drop_remainder``: skip a last batch smaller than ``batch_size``.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        *,
+        size: tuple[int, int],
+        rgb_map: Mapping[tuple[int, int, int], int],
+        num_classes: int,
+        batch_size: int,
+        tolerance: int = 0,
+        augment: A.BaseCompose | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        repeat: bool = False,
+        workers: int = 2,
+        prefetch: int = 2,
+        cache: DecodedCache | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        threshold: int | None = None,
+        num_shards: int = 1,
+        shard: int = 0,
+        drop_remainder: bool = False,
+    ) -> None:
+        super().__init__(workers=workers, use_multiprocessing=False,
+                         max_queue_size=max(1, prefetch))
+        if batch_size % num_shards:
+            raise ConfigError(f"train.batch_size={batch_size} must be a multiple of the "
+                              f"{num_shards} processes (it is the global batch)")
+        self.count = len(pairs)
+        self.load = pair_loader(
+            pairs, size, rgb_map, tolerance, augment, cache, max_pixels, threshold
+        )
+        self.num_classes, self.batch_size = num_classes, batch_size
+        self.shuffle, self.seed, self.repeat = shuffle, seed, repeat
+        self.num_shards, self.shard = num_shards, shard
+        self.per_epoch = (self.count // batch_size if drop_remainder
+                          else math.ceil(self.count / batch_size))
+        if self.per_epoch == 0:
+            raise ConfigError(f"{self.count} pairs make no batch of train.batch_size={batch_size}")
+        self.epoch = 0
+        self._orders: dict[int, np.ndarray] = {}
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The indices of ``epoch`` in reading order (the same in every process)."""
+        if epoch not in self._orders:
+            if len(self._orders) > 2:  # the threads read at most one epoch ahead
+                self._orders.pop(min(self._orders))
+            rng = np.random.default_rng([self.seed, epoch])
+            self._orders[epoch] = (rng.permutation(self.count) if self.shuffle
+                                   else np.arange(self.count))
+        return self._orders[epoch]
+
+    @property
+    def num_batches(self) -> int | None:
+        return None if self.repeat else self.per_epoch
+
+    def __len__(self) -> int:
+        return self.per_epoch
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        epoch, step = divmod(index, self.per_epoch) if self.repeat else (self.epoch, index)
+        batch = self.order(epoch)[step * self.batch_size:(step + 1) * self.batch_size]
+        local = len(batch) // self.num_shards
+        batch = batch[self.shard * local:(self.shard + 1) * local]
+        loaded = [self.load(i) for i in batch]
+        images = np.stack([image for image, _ in loaded])
+        masks = np.stack([mask for _, mask in loaded])
+        return to_model_arrays(images, masks, self.num_classes)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
 
 
 def load_arrays(

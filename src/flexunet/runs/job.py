@@ -7,6 +7,9 @@ HParams tab and returns the monitored value. In a
 multirun a failed or diverged job is recorded as such and returns a bad finite value
 (:func:`failure_value`), so the other jobs and an Optuna study go on; a single run re-raises,
 so the user sees the error and a non-zero exit code.
+
+In a multi-process run (``train.distribution=data_parallel``) process 0 does all of this;
+the other processes train the same steps and write only their log, ``ranks/K.log``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from flexunet.errors import ConfigError
 from flexunet.runs.records import RUN_INFO, read_run_info, write_json_atomic
 from flexunet.runs.sweeps import job_hparams, rebuild_summary, write_best_value, write_job_hparams
-from flexunet.training.runtime import process_rss_mib
+from flexunet.training.runtime import Runtime, current_runtime, process_rss_mib
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,28 @@ def prepare_run_dir(run_dir: Path, resuming: bool) -> None:
         )
     for sub in ("checkpoints", "tensorboard"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _other_process(
+    cfg: DictConfig, run_dir: Path, job_num: int, prepared: Any,
+    train: Callable[[DictConfig, Path, int, Any], dict], runtime: Runtime,
+) -> float:
+    """Process K > 0 of a multi-process run: its log goes to ``ranks/K.log`` (not Hydra's
+    ``train.log``, which process 0 writes); it trains and records nothing else."""
+    path = run_dir / "ranks" / f"{runtime.process_id}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    for logger in (logging.getLogger(), *(logging.getLogger(name)
+                                          for name in logging.root.manager.loggerDict)):
+        for old in [h for h in getattr(logger, "handlers", []) if
+                    isinstance(h, logging.FileHandler)]:
+            handler.setFormatter(old.formatter)
+            logger.removeHandler(old)
+            old.close()
+    logging.getLogger().addHandler(handler)
+    log.info("process %d of %d in %s", runtime.process_id, runtime.num_processes, run_dir)
+    result = train(cfg, run_dir, job_num, prepared)
+    return result["best_value"]
 
 
 def _now() -> str:
@@ -85,6 +110,9 @@ def run_job(
     }
     try:
         prepared = check(cfg)
+        runtime = current_runtime()
+        if not runtime.is_chief:
+            return _other_process(cfg, run_dir, job_num, prepared, train, runtime)
         prepare_run_dir(run_dir, resuming=resuming)
     except Exception as err:
         if not multirun:
@@ -106,6 +134,7 @@ def run_job(
         )
     previous_time = info.get("wall_time_s") or 0.0
     info.update(
+        backend=runtime.backend, processes=runtime.num_processes,
         status="running", started=_now(), finished=None, error=None, traceback=None,
         host=socket.gethostname(), pid=os.getpid(), resumed=info.get("resumed", -1) + 1,
     )

@@ -7,23 +7,34 @@ config nodes; ``flexunet-train`` and ``flexunet-bench`` build through it, and
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from flexunet.data.masks import parse_rgb_map
 from flexunet.data.pairing import Pair
-from flexunet.data.pipeline import DecodedCache, build_augment, make_dataset
+from flexunet.data.pipeline import (
+    DecodedCache,
+    PairBatches,
+    build_augment,
+    make_dataset,
+    resolve_loader,
+)
 from flexunet.data.sources import DataSource, split_pairs
 from flexunet.data.validate import check_pairs, raise_if_problems
 from flexunet.errors import ConfigError
 from flexunet.training.callbacks import NeedsValidationSamples, WatchesCallbacks
+from flexunet.training.runtime import Runtime, tensorflow_importable
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +64,34 @@ def check_data(cfg: DictConfig, pairs: dict[str, list[Pair]]) -> None:
 
 
 def build_dataset(
-    cfg: DictConfig, pairs: list[Pair], *, train: bool, repeat: bool, cache: DecodedCache | None
-) -> tf.data.Dataset:
-    """flexunet-train's streaming dataset of ``pairs``: augmented and shuffled when ``train``."""
-    return make_dataset(
-        pairs, size=model_size(cfg), rgb_map=parse_rgb_map(cfg.mask.rgb_map),
+    cfg: DictConfig,
+    pairs: list[Pair],
+    *,
+    train: bool,
+    repeat: bool,
+    cache: DecodedCache | None,
+    runtime: Runtime | None = None,
+) -> tf.data.Dataset | PairBatches:
+    """flexunet-train's streaming dataset of ``pairs``: augmented and shuffled when ``train``,
+    through ``data.loader`` (:func:`~flexunet.data.pipeline.resolve_loader`). With several
+    processes (``runtime``) each reads its own slice of every global batch; with
+    ``train.distribution=data_parallel`` batches are whole (a last smaller one is skipped)."""
+    runtime = runtime or Runtime(keras.backend.backend())
+    loader = resolve_loader(cfg.data.loader, tensorflow_importable(), runtime.num_processes)
+    common = dict(
+        size=model_size(cfg), rgb_map=parse_rgb_map(cfg.mask.rgb_map),
         tolerance=cfg.mask.tolerance, num_classes=cfg.mask.num_classes,
         batch_size=cfg.train.batch_size,
         augment=build_augment(cfg.data.augment, cfg.seed) if train else None,
-        shuffle=train, seed=cfg.seed, repeat=repeat,
-        num_parallel_calls=cfg.data.num_parallel_calls, prefetch=cfg.data.prefetch,
+        shuffle=train, seed=cfg.seed, repeat=repeat, prefetch=cfg.data.prefetch,
         cache=cache, max_pixels=cfg.data.max_pixels, threshold=cfg.mask.threshold,
+    )
+    if loader == "tf_data":
+        return make_dataset(pairs, num_parallel_calls=cfg.data.num_parallel_calls, **common)
+    return PairBatches(
+        pairs, workers=cfg.data.num_parallel_calls, num_shards=runtime.num_processes,
+        shard=runtime.process_id, drop_remainder=cfg.train.distribution == "data_parallel",
+        **common,
     )
 
 
@@ -108,6 +136,18 @@ def build_callbacks(cfg: DictConfig, images: np.ndarray, masks: np.ndarray) -> l
     return [cb for cb in built.values() if cb not in watchers] + watchers
 
 
+def drop_model_callbacks(callbacks: list) -> list:
+    """``callbacks`` without those that run the model on their own (EpochChangeInference):
+    in a multi-process run every process must take part in each model call, which such a
+    callback on process 0 alone would wait for forever."""
+    from flexunet.training.callbacks import EpochChangeInference
+
+    kept = [cb for cb in callbacks if not isinstance(cb, EpochChangeInference)]
+    if len(kept) < len(callbacks):
+        log.warning("several processes: train.callbacks.epoch_change_infer is off")
+    return kept
+
+
 def build_logger(
     cfg: DictConfig, run_dir: Path, hparams: dict[str, Any]
 ) -> keras.callbacks.Callback:
@@ -117,17 +157,50 @@ def build_logger(
     return make(hparams=hparams, run_name="/".join(run_dir.parts[-2:]))
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """``train.strategy``: default (one device) or mirrored (all local GPUs)."""
+DISTRIBUTIONS = ("default", "mirrored", "data_parallel")
+
+
+@contextlib.contextmanager
+def distribution_scope(name: str, backend: str) -> Iterator[None]:
+    """``train.distribution`` around building the model (and, for Keras' distribution,
+    training it): default (one device), mirrored (TensorFlow's MirroredStrategy over the GPUs
+    of this host) or data_parallel (JAX: ``keras.distribution.DataParallel`` over every device
+    of every process, the batch split between them)."""
+    if name not in DISTRIBUTIONS:
+        raise ConfigError(f"train.distribution={name!r}: use one of {', '.join(DISTRIBUTIONS)}")
     if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        if len(gpus) > 1:
-            return tf.distribute.MirroredStrategy()
-        log.warning(
-            "train.strategy=mirrored needs several GPUs, found %d: using the default strategy",
-            len(gpus),
+        yield
+    elif name == "mirrored":
+        if backend != "tensorflow":
+            raise ConfigError("train.distribution=mirrored is TensorFlow's: with "
+                              "runtime.backend=jax use train.distribution=data_parallel")
+        with mirrored_strategy().scope():
+            yield
+    else:
+        if backend != "jax":
+            raise ConfigError("train.distribution=data_parallel needs runtime.backend=jax "
+                              "(on TensorFlow use train.distribution=mirrored)")
+        devices = keras.distribution.list_devices()
+        log.info("train.distribution=data_parallel over %d devices", len(devices))
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
         )
-        return tf.distribute.get_strategy()
-    raise ConfigError(f"train.strategy={name!r}: use default or mirrored")
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(previous)
+
+
+def mirrored_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over the local GPUs, or the default strategy (and a warning) with
+    fewer than two."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    log.warning(
+        "train.distribution=mirrored needs several GPUs, found %d: using one device", len(gpus)
+    )
+    return tf.distribute.get_strategy()

@@ -7,10 +7,10 @@ import io
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from flexunet.errors import ConfigError
 from flexunet.runs.records import read_metrics_csv, trim_metrics_csv
@@ -61,8 +61,8 @@ def full_history(callbacks: list, history: dict) -> dict:
 
 def fit(
     model: keras.Model,
-    train_data: tf.data.Dataset,
-    valid_data: tf.data.Dataset,
+    train_data: Any,
+    valid_data: Any,
     callbacks: list[keras.callbacks.Callback],
     *,
     epochs: int,
@@ -71,7 +71,8 @@ def fit(
     verbose: int = 2,
     resume_dir: Path | None = None,
 ) -> dict[str, list[float]]:
-    """Train a compiled ``model``; returns the whole run's epoch logs.
+    """Train a compiled ``model`` on ``train_data`` and ``valid_data`` (tf.data datasets or
+    Keras PyDatasets); returns the whole run's epoch logs.
 
     ``resume_dir``: continue the killed run in that directory from its last backup (a
     :class:`BackupAndRestore` among ``callbacks``).

@@ -1,14 +1,18 @@
-"""The process: set-up before TensorFlow is imported or initialised, and its memory use.
+"""The process: set-up before Keras or TensorFlow is imported or initialised, and its memory use.
 
-Entry points call :func:`configure_environment` first thing in ``main()``; nothing here runs
-at import time. Every variable is only a default: a value in the user's environment wins.
+Entry points call :func:`configure_environment` first thing in ``main()`` and
+:func:`configure_runtime` once the config is composed, before anything imports Keras (the
+Keras backend is fixed at that import); nothing here runs at import time. Every variable is
+only a default: a value in the user's environment wins.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from flexunet.errors import ConfigError
@@ -44,6 +48,135 @@ def configure_environment() -> None:
 
 
 _tf_configured = False
+
+#: ``runtime.backend`` values: the Keras backends the project supports.
+BACKENDS = ("tensorflow", "jax")
+#: KERAS_BACKEND as the user's environment had it when the command started (None: unset).
+_user_backend: str | None = None
+_user_backend_read = False
+
+
+def select_backend(requested: str) -> str:
+    """Make ``requested`` (``runtime.backend``) Keras' backend, unless the user's environment
+    names one in ``KERAS_BACKEND`` (that wins). Returns the backend in use.
+
+    Keras reads the variable once, at its first import: a process that already imported it
+    (job 2 of an in-process sweep over ``runtime.backend``) cannot switch, which is an error.
+    """
+    global _user_backend, _user_backend_read
+    if requested not in BACKENDS:
+        raise ConfigError(f"runtime.backend={requested!r}: use one of {', '.join(BACKENDS)}")
+    if not _user_backend_read:  # our own setting below must not pass for the user's
+        _user_backend, _user_backend_read = os.environ.get("KERAS_BACKEND"), True
+    wanted = _user_backend or requested
+    if "keras" in sys.modules:
+        actual = sys.modules["keras"].backend.backend()
+        if actual != wanted:
+            raise ConfigError(
+                f"runtime.backend={wanted}: Keras already runs on {actual} in this process "
+                "(an in-process sweep); sweep backends with hydra/launcher=joblib instead"
+            )
+        return actual
+    os.environ["KERAS_BACKEND"] = wanted
+    return wanted
+
+
+def tensorflow_importable() -> bool:
+    """Whether ``import tensorflow`` can work here (it is installed and not blocked)."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What :func:`configure_runtime` set up: the backend and this process's place in a
+    multi-process run (process 0 is the chief, which alone writes the run's files)."""
+
+    backend: str
+    process_id: int = 0
+    num_processes: int = 1
+
+    @property
+    def is_chief(self) -> bool:
+        return self.process_id == 0
+
+
+def join_processes(
+    backend: str, coordinator: str | None, num_processes: int | None, process_id: int | None
+) -> Runtime:
+    """Join a multi-process run: ``jax.distributed.initialize`` through Keras, with the
+    explicit ``runtime.coordinator`` / ``num_processes`` / ``process_id``, or, when those are
+    unset, what JAX detects by itself (SLURM). One process when neither applies."""
+    explicit = [coordinator, num_processes, process_id]
+    slurm_tasks = int(os.environ.get("SLURM_NTASKS", "1") or 1)
+    if all(v is None for v in explicit) and slurm_tasks <= 1:
+        return Runtime(backend)
+    if num_processes == 1:
+        return Runtime(backend)
+    if any(v is None for v in explicit) and slurm_tasks <= 1:
+        raise ConfigError(
+            "runtime.coordinator, runtime.num_processes and runtime.process_id go together "
+            "(e.g. runtime.coordinator=localhost:12355 runtime.num_processes=2 "
+            "runtime.process_id=0); under SLURM leave all three unset"
+        )
+    import jax
+    import keras
+
+    keras.distribution.initialize(coordinator, num_processes, process_id)
+    return Runtime(backend, jax.process_index(), jax.process_count())
+
+
+_runtime: Runtime | None = None
+
+
+def current_runtime() -> Runtime:
+    """What :func:`configure_runtime` set up in this process (one TensorFlow process if it
+    has not run)."""
+    return _runtime or Runtime("tensorflow")
+
+
+def configure_runtime(
+    backend: str = "tensorflow",
+    intra_op_threads: int = 0,
+    inter_op_threads: int = 0,
+    gpu_memory_growth: bool = True,
+    gpu_per_job: bool = False,
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    job_num: int = 0,
+    distributed: bool = False,
+) -> Runtime:
+    """The ``runtime`` node applied, once per process: the Keras backend
+    (:func:`select_backend`), with ``distributed`` the processes joined
+    (:func:`join_processes`), GPU pinning and, on TensorFlow, its threads and memory growth
+    (:func:`configure_tensorflow`). Call before anything imports Keras."""
+    global _runtime
+    backend = select_backend(backend)
+    if ((num_processes or 1) > 1 or coordinator is not None) and (
+        backend != "jax" or not distributed
+    ):
+        raise ConfigError(
+            "several training processes (runtime.num_processes, runtime.coordinator) need "
+            "runtime.backend=jax train.distribution=data_parallel (TensorFlow's multi-worker "
+            "route does not work with Keras 3; see docs/distributed.md)"
+        )
+    if _runtime is not None and _runtime.backend == backend:
+        return _runtime
+    runtime = (
+        join_processes(backend, coordinator, num_processes, process_id)
+        if distributed else Runtime(backend)
+    )
+    if backend == "tensorflow":
+        configure_tensorflow(
+            intra_op_threads, inter_op_threads, gpu_memory_growth, gpu_per_job, job_num
+        )
+    elif gpu_per_job:  # JAX: threads and memory growth are XLA's (XLA_FLAGS, XLA_PYTHON_*)
+        pin_gpu(job_num)
+    _runtime = runtime
+    return runtime
 
 
 def visible_gpu_ids() -> list[str]:

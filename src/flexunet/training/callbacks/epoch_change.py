@@ -9,6 +9,7 @@ import numpy as np
 
 from flexunet.inference.render import class_colors, prediction_grid
 from flexunet.training.callbacks.base import NeedsValidationSamples
+from flexunet.training.callbacks.events import EventWriter
 
 
 class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
@@ -34,7 +35,7 @@ class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
         self.every_n_epochs = max(1, every_n_epochs)
         self.images: np.ndarray | None = None
         self.masks: np.ndarray | None = None
-        self._writer = None
+        self._writer: EventWriter | None = None
         self._last: int | None = None  # the latest finished epoch (0-based) not yet shown
 
     def bind_data(self, images: np.ndarray, masks: np.ndarray) -> None:
@@ -45,9 +46,7 @@ class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if self.log_dir and self._writer is None:
-            import tensorflow as tf
-
-            self._writer = tf.summary.create_file_writer(self.log_dir)
+            self._writer = EventWriter(self.log_dir)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._last = epoch
@@ -68,10 +67,7 @@ class EpochChangeInference(NeedsValidationSamples, keras.callbacks.Callback):
 
         Image.fromarray(grid).save(self.output_dir / f"epoch_{epoch + 1:03d}.png")
         if self._writer is not None:
-            import tensorflow as tf
-
-            with self._writer.as_default():
-                tf.summary.image("epoch_change_infer", grid[None], step=epoch + 1)
+            self._writer.image("epoch_change_infer", grid, step=epoch + 1)
             self._writer.flush()
 
     def on_train_end(self, logs: dict | None = None) -> None:

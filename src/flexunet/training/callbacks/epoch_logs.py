@@ -1,7 +1,7 @@
 """Epoch logs numbered as the console numbers them: train.log, metrics.csv and TensorBoard.
 
 Keras prints ``Epoch 1/20`` but hands callbacks the 0-based index, so its CSVLogger and
-TensorBoard record epoch 0 for what the console, the epoch-change images and the plots call
+TensorBoard callback record epoch 0 for what the console, the epoch-change images and the plots call
 epoch 1. These count from 1, like everything else a run writes. :class:`EpochLog` puts the
 console's per-epoch line into the Python log, which Hydra writes into ``train.log``.
 
@@ -9,15 +9,20 @@ A learning-rate callback (the plateau reducer, cosine decay) adds the epoch's le
 the logs before these run. Keras' TensorBoard would read the optimizer's rate instead, which
 the plateau reducer may just have cut for the next epoch; here TensorBoard records the logged
 value, so the console, metrics.csv and TensorBoard show the same rate for an epoch.
+TensorBoard's files are written by the ``tensorboard`` package itself (Keras' callback needs
+TensorFlow, which a JAX run may not have).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import keras
+
+from flexunet.training.callbacks.events import EventWriter
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +56,33 @@ class MetricsCSV(keras.callbacks.CSVLogger):
         super().on_epoch_end(epoch + 1, logs)
 
 
-class TensorBoard(keras.callbacks.TensorBoard):
-    """Keras' TensorBoard with epoch steps counted from 1 and the logged learning rate."""
+class TensorBoard(keras.callbacks.Callback):
+    """Epoch scalars for TensorBoard, laid out as Keras' TensorBoard callback lays them out
+    (``log_dir/train`` and ``log_dir/validation``, tags ``epoch_loss`` ...), epochs counted
+    from 1, and the epoch's logged learning rate (else the optimizer's)."""
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self._writers: dict[str, EventWriter] = {}
+
+    def _writer(self, split: str) -> EventWriter:
+        if split not in self._writers:
+            self._writers[split] = EventWriter(self.log_dir / split)
+        return self._writers[split]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        super().on_epoch_end(epoch + 1, logs)
+        logs = dict(logs or {})
+        if "learning_rate" not in logs and self.model is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate))
+        for name, value in logs.items():
+            split = "validation" if name.startswith("val_") else "train"
+            self._writer(split).scalar(f"epoch_{name.removeprefix('val_')}", value, epoch + 1)
+        for writer in self._writers.values():
+            writer.flush()
 
-    def _collect_learning_rate(self, logs: dict[str, Any]) -> dict[str, Any]:
-        # Keras' own method reads the optimizer after the reducer's cut; keep the epoch's.
-        return logs if "learning_rate" in logs else super()._collect_learning_rate(logs)
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
