@@ -22,8 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-PRECISIONS = {"float32": "train.mixed_precision=false", "mixed_float16":
-              "train.mixed_precision=true"}
+PRECISIONS = {name: f"train.mixed_precision={name}" for name in ("float32", "mixed_float16")}
 # The GPU-sized published model, or a tiny one that checks the script on a CPU.
 TINY = ["model.image_width=64", "model.image_height=64", "model.base_filters=4",
         "model.base_kernels=[3,3]", "model.num_layers=3"]

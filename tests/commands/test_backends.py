@@ -224,3 +224,18 @@ def test_an_unknown_backend_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="runtime.backend='torch'"):
         select_backend("torch")
+
+
+def test_jax_trains_in_float16_with_a_finite_loss(tmp_path: Path, data_dir: Path) -> None:
+    """train.mixed_precision on JAX: float16 compute (the default run above is auto, bfloat16
+    on CPUs with AMX), float32 head, and a loss that stays finite."""
+    run_dir = tmp_path / "run"
+    finish(cli("train", [
+        *JAX_FAST, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}",
+        "train.mixed_precision=mixed_float16", "train.epochs=2",
+    ], tmp_path, jax_env(tmp_path)))
+    info = json.loads((run_dir / "run_info.json").read_text())
+    assert info["backend"] == "jax" and info["precision"] == "mixed_float16"
+    rows = [r.split(",") for r in (run_dir / "metrics.csv").read_text().splitlines()]
+    loss = rows[0].index("loss")
+    assert len(rows) == 3 and all(np.isfinite(float(r[loss])) for r in rows[1:])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -303,8 +304,13 @@ def to_model_arrays(
 
 class PairBatches(keras.utils.PyDataset):
     """The backend-neutral loader: batches of (float32 image 0-255, one-hot mask) from
-    ``pairs``, read by ``workers`` threads, ``prefetch`` batches ahead (Keras' PyDataset
-    queue); the same reading, caching and augmentation as :func:`make_dataset`.
+    ``pairs``, read by ``workers`` threads, ``prefetch`` batches ahead; the same reading,
+    caching and augmentation as :func:`make_dataset`.
+
+    Keras reads the batches in order from its own loop; the read-ahead is this class's own
+    thread pool, which lives as long as the dataset and reads across epoch ends. (Keras'
+    PyDataset workers would stop and drain their queue at every epoch end, which costs 0.1 s
+    per epoch: docs/performance.md.)
 
     ``batch_size`` is the global batch. With ``num_shards`` processes each one serves its
     ``shard``-th slice of every global batch (all processes draw the same seeded order), so
@@ -335,8 +341,7 @@ class PairBatches(keras.utils.PyDataset):
         shard: int = 0,
         drop_remainder: bool = False,
     ) -> None:
-        super().__init__(workers=workers, use_multiprocessing=False,
-                         max_queue_size=max(1, prefetch))
+        super().__init__()  # one reader for Keras: the read-ahead below is ours
         if batch_size % num_shards:
             raise ConfigError(f"train.batch_size={batch_size} must be a multiple of the "
                               f"{num_shards} processes (it is the global batch)")
@@ -353,16 +358,22 @@ class PairBatches(keras.utils.PyDataset):
             raise ConfigError(f"{self.count} pairs make no batch of train.batch_size={batch_size}")
         self.epoch = 0
         self._orders: dict[int, np.ndarray] = {}
+        # not `workers`: that is the PyDataset property Keras reads to start its own threads
+        self.threads, self.prefetch = max(1, workers), max(0, prefetch)
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: dict[tuple[int, int], Future] = {}  # (epoch, step) -> its batch
+        self._lock = threading.Lock()  # order() is also called from the reading threads
 
     def order(self, epoch: int) -> np.ndarray:
         """The indices of ``epoch`` in reading order (the same in every process)."""
-        if epoch not in self._orders:
-            if len(self._orders) > 2:  # the threads read at most one epoch ahead
-                self._orders.pop(min(self._orders))
-            rng = np.random.default_rng([self.seed, epoch])
-            self._orders[epoch] = (rng.permutation(self.count) if self.shuffle
-                                   else np.arange(self.count))
-        return self._orders[epoch]
+        with self._lock:
+            if epoch not in self._orders:
+                if len(self._orders) > 2:  # the reading runs at most one epoch ahead
+                    self._orders.pop(min(self._orders))
+                rng = np.random.default_rng([self.seed, epoch])
+                self._orders[epoch] = (rng.permutation(self.count) if self.shuffle
+                                       else np.arange(self.count))
+            return self._orders[epoch]
 
     @property
     def num_batches(self) -> int | None:
@@ -371,8 +382,8 @@ class PairBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return self.per_epoch
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        epoch, step = divmod(index, self.per_epoch) if self.repeat else (self.epoch, index)
+    def read(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``step`` of ``epoch``: this process's slice of it, decoded and augmented."""
         batch = self.order(epoch)[step * self.batch_size:(step + 1) * self.batch_size]
         local = len(batch) // self.num_shards
         batch = batch[self.shard * local:(self.shard + 1) * local]
@@ -380,6 +391,23 @@ class PairBatches(keras.utils.PyDataset):
         images = np.stack([image for image, _ in loaded])
         masks = np.stack([mask for _, mask in loaded])
         return to_model_arrays(images, masks, self.num_classes)
+
+    def _submit(self, key: tuple[int, int]) -> None:
+        if key not in self._ahead:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="flexunet-data")
+            self._ahead[key] = self._pool.submit(self.read, *key)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        epoch, step = divmod(index, self.per_epoch) if self.repeat else (self.epoch, index)
+        if self.prefetch == 0:
+            return self.read(epoch, step)
+        position = epoch * self.per_epoch + step
+        for key in [k for k in self._ahead if k < (epoch, step)]:  # skipped: not needed
+            self._ahead.pop(key).cancel()
+        for ahead in range(self.prefetch + 1):
+            self._submit(divmod(position + ahead, self.per_epoch))
+        return self._ahead.pop((epoch, step)).result()
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
