@@ -263,3 +263,26 @@ def test_a_sweep_directory_resolves_to_its_runs(tmp_path: Path) -> None:
     ]
     with pytest.raises(ConfigError, match="it is a sweep directory"):
         resolve_checkpoint(tmp_path)
+
+
+def test_a_mixed_precision_checkpoint_predicts_in_float32(tmp_path: Path) -> None:
+    from flexunet.models.flexunet import build_flexunet
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        trained = build_flexunet(image_width=32, image_height=32, num_classes=2, base_filters=4,
+                                 base_kernels=(3, 3), num_layers=2, normalization=True)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    trained.save(tmp_path / "bf16.keras")
+    loaded = load_model(tmp_path / "bf16.keras")
+    assert {layer.dtype_policy.name for layer in trained._flatten_layers()} >= {"mixed_bfloat16"}
+    assert {layer.dtype_policy.name for layer in loaded._flatten_layers()} == {"float32"}
+    for saved, used in zip(trained.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, used)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    exact = np.asarray(loaded(x))
+    assert exact.dtype == np.float32
+    # bfloat16 keeps 8 bits of mantissa: the two agree to its rounding, not to float32's
+    assert np.abs(np.asarray(trained(x), dtype=np.float32) - exact).max() < 0.05

@@ -117,7 +117,8 @@ def resolve_members(ckpt_path: str | Path | Sequence[str | Path]) -> list[tuple[
 
 
 def load_model(path: str | Path) -> keras.Model:
-    """Load a checkpoint in Keras' safe mode (no Lambda or pickled code is deserialised).
+    """Load a checkpoint in Keras' safe mode (no Lambda or pickled code is deserialised),
+    computing in float32 (:func:`in_float32`).
 
     ``compile=False``: prediction needs neither loss nor optimizer, so a checkpoint whose
     training objects changed still loads.
@@ -126,9 +127,38 @@ def load_model(path: str | Path) -> keras.Model:
     if not path.is_file():
         raise ConfigError(f"{path}: checkpoint file does not exist")
     try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
+        return in_float32(keras.saving.load_model(path, safe_mode=True, compile=False))
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, ...
         raise DataError(f"{path}: cannot load the checkpoint ({exc})") from None
+
+
+def _float32_policies(node: object) -> object:
+    """A copy of a serialised config with every mixed dtype policy replaced by float32."""
+    if isinstance(node, dict):
+        if node.get("class_name") in {"DTypePolicy", "FloatDTypePolicy"}:
+            name = node.get("config", {}).get("name", "")
+            if name.startswith("mixed_"):
+                return {**node, "config": {**node["config"], "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_float32_policies(item) for item in node]
+    return node
+
+
+def in_float32(model: keras.Model) -> keras.Model:
+    """``model`` computing in float32: a model trained in mixed precision (``mixed_bfloat16``
+    or ``mixed_float16``) keeps that policy in its layers, so without this a checkpoint would
+    predict in bfloat16 (slow on CPUs without bfloat16 units, a little less exact anywhere)
+    and exporters would meet mixed dtypes. Its weights are float32 already: the same model is
+    rebuilt from its config with float32 policies and given them."""
+    if not any(
+        layer.dtype_policy.name.startswith("mixed_")
+        for layer in model._flatten_layers(include_self=True)
+    ):
+        return model
+    rebuilt = type(model).from_config(_float32_policies(model.get_config()))
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
 
 
 def model_io(model: keras.Model) -> tuple[tuple[int, int], int]:

@@ -63,17 +63,19 @@ class SwinBlock(layers.Layer):
         self.shift_size = shift_size
         self.num_mlp = num_mlp
         self.dropout_rate = dropout_rate
-        self.norm1 = layers.LayerNormalization(epsilon=1e-5, name="norm1")
-        self.norm2 = layers.LayerNormalization(epsilon=1e-5, name="norm2")
-        self.mlp_dropout = layers.Dropout(dropout_rate)
+        self.norm1 = layers.LayerNormalization(epsilon=1e-5, name="norm1", dtype=self.dtype_policy)
+        self.norm2 = layers.LayerNormalization(epsilon=1e-5, name="norm2", dtype=self.dtype_policy)
+        self.mlp_dropout = layers.Dropout(dropout_rate, dtype=self.dtype_policy)
 
     def build(self, input_shape) -> None:
         _, height, width, channels = input_shape
         self.height, self.width, self.channels = int(height), int(width), int(channels)
-        self.qkv = layers.Dense(3 * channels, name="qkv")
-        self.proj = layers.Dense(channels, name="proj")
-        self.fc1 = layers.Dense(self.num_mlp, activation="gelu", name="fc1")
-        self.fc2 = layers.Dense(channels, name="fc2")
+        self.qkv = layers.Dense(3 * channels, name="qkv", dtype=self.dtype_policy)
+        self.proj = layers.Dense(channels, name="proj", dtype=self.dtype_policy)
+        self.fc1 = layers.Dense(
+            self.num_mlp, activation="gelu", name="fc1", dtype=self.dtype_policy
+        )
+        self.fc2 = layers.Dense(channels, name="fc2", dtype=self.dtype_policy)
         tokens = self.window_size**2
         self.norm1.build(input_shape)
         self.norm2.build(input_shape)
@@ -140,12 +142,14 @@ class PatchMerging(layers.Layer):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.norm = layers.LayerNormalization(epsilon=1e-5, name="norm")
+        self.norm = layers.LayerNormalization(epsilon=1e-5, name="norm", dtype=self.dtype_policy)
 
     def build(self, input_shape) -> None:
         _, height, width, channels = input_shape
         self.height, self.width, self.channels = int(height), int(width), int(channels)
-        self.reduce = layers.Dense(2 * self.channels, use_bias=False, name="reduce")
+        self.reduce = layers.Dense(
+            2 * self.channels, use_bias=False, name="reduce", dtype=self.dtype_policy
+        )
         self.norm.build((None, self.height // 2, self.width // 2, 4 * self.channels))
         self.reduce.build((None, self.height // 2, self.width // 2, 4 * self.channels))
 
@@ -171,14 +175,14 @@ class PatchExpanding(layers.Layer):
         super().__init__(**kwargs)
         self.scale = scale
         self.ratio = ratio
-        self.norm = layers.LayerNormalization(epsilon=1e-5, name="norm")
+        self.norm = layers.LayerNormalization(epsilon=1e-5, name="norm", dtype=self.dtype_policy)
 
     def build(self, input_shape) -> None:
         _, height, width, channels = input_shape
         self.height, self.width = int(height), int(width)
         self.out_channels = int(channels) // self.ratio
         self.expand = layers.Dense(self.scale**2 * self.out_channels, use_bias=False,
-                                   name="expand")
+                                   name="expand", dtype=self.dtype_policy)
         self.expand.build(input_shape)
         self.norm.build((None, self.height * self.scale, self.width * self.scale,
                          self.out_channels))
