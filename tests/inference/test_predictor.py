@@ -1,4 +1,4 @@
-"""Shared prediction: original-size probabilities, flip TTA, tiling, post-processing."""
+"""Shared prediction: original-size probabilities, flip and d4 TTA, tiling, post-processing."""
 
 from __future__ import annotations
 
@@ -56,14 +56,15 @@ def test_probabilities_come_back_at_the_original_size(pixel_model: keras.Model) 
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("tta", ["flips", "d4"])
 @pytest.mark.parametrize("tiled", [False, True])
-def test_flip_tta_changes_nothing_on_a_flip_equivariant_model(
-    pixel_model: keras.Model, tiled: bool
+def test_tta_changes_nothing_on_a_turn_and_flip_equivariant_model(
+    pixel_model: keras.Model, tiled: bool, tta: str
 ) -> None:
     image = _image(SIZE, SIZE) if not tiled else _image(70, 50)
     plain = predict_probabilities(pixel_model, image, PredictOptions(tiled=tiled))
-    flips = predict_probabilities(pixel_model, image, PredictOptions(tta="flips", tiled=tiled))
-    np.testing.assert_allclose(flips, plain, atol=1e-6)
+    views = predict_probabilities(pixel_model, image, PredictOptions(tta=tta, tiled=tiled))
+    np.testing.assert_allclose(views, plain, atol=1e-6)
 
 
 def test_flip_tta_averages_the_four_flips() -> None:
@@ -81,6 +82,33 @@ def test_flip_tta_averages_the_four_flips() -> None:
     got = predict_probabilities(model, image, PredictOptions(tta="flips"))
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert not np.allclose(got, predict_probabilities(model, image), atol=1e-4)
+
+
+def test_d4_tta_averages_the_eight_turns_and_flips() -> None:
+    """On a model that is neither turn- nor flip-equivariant: the mean of the eight views,
+    each turned and flipped back; it differs from the four flips alone."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    outputs = keras.layers.Conv2D(2, 5, padding="same", activation="softmax")(inputs / 255)
+    model = keras.Model(inputs, outputs)
+    image = _image(SIZE, SIZE, seed=6)
+    batch = image[None].astype(np.float32)
+    views = []
+    for turns in range(4):
+        for axes in [(), (2,)]:
+            out = model.predict_on_batch(np.flip(np.rot90(batch, turns, (1, 2)), axes))
+            views.append(np.rot90(np.flip(out, axes), -turns, (1, 2))[0])
+    got = predict_probabilities(model, image, PredictOptions(tta="d4"))
+    np.testing.assert_allclose(got, np.mean(views, axis=0), atol=1e-6)
+    assert not np.allclose(got, predict_probabilities(model, image, PredictOptions(tta="flips")),
+                           atol=1e-4)
+
+
+def test_d4_tta_on_a_non_square_model_is_a_config_error() -> None:
+    inputs = keras.Input((16, 24, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, activation="softmax")(inputs))
+    with pytest.raises(ConfigError, match="tta=d4.*square.*24x16.*tta=flips"):
+        predict_probabilities(model, _image(30, 20), PredictOptions(tta="d4"))
 
 
 @pytest.mark.parametrize("size", [(SIZE, SIZE), (20, 30)])

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from flexunet.errors import ConfigError
 
-TTA_MODES = ("flips",)
+TTA_MODES = ("flips", "d4")
 POSTPROCESS_MODES = ("largest_component",)
 
 
@@ -23,7 +23,7 @@ class PredictOptions:
     """How a checkpoint predicts an image (see
     :func:`flexunet.inference.predictor.predict_probabilities`)."""
 
-    tta: str | None = None  # flips: mean over identity, h, v and hv flips; null: none
+    tta: str | None = None  # flips: mean over identity, h, v, hv flips; d4: 8 turns/flips
     postprocess: str | None = None  # largest_component: keep the largest lesion, fill holes
     tiled: bool = False  # overlapping model-sized tiles blended with a smooth window
     tile_scale: float = 1.0  # image scale at which it is tiled (1.0: native resolution)

@@ -186,18 +186,33 @@ def check_classes(model: keras.Model, num_classes: int, ckpt: Path) -> int:
 # --------------------------------------------------------------------------- prediction
 
 
+def _tta_views(tta: str | None) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """The views of a TTA mode as (quarter turns, flipped axes) of an (N, h, w, C) batch:
+    ``flips`` the four flips, ``d4`` the eight symmetries of a square (four turns, each also
+    flipped left-right), None the identity."""
+    if tta == "flips":
+        return tuple((0, axes) for axes in _FLIP_AXES)
+    if tta == "d4":
+        return tuple((turns, axes) for turns in range(4) for axes in ((), (2,)))
+    return ((0, ()),)
+
+
 def _predict_batch(model: keras.Model, batch: np.ndarray, tta: str | None) -> np.ndarray:
     """(N, h, w, C>=2) probabilities of a float32 batch at the model's input size."""
-    if tta == "flips":
-        variants = np.concatenate([np.flip(batch, axes) for axes in _FLIP_AXES])
-        out = np.asarray(model.predict_on_batch(variants), dtype=np.float32)
-        n = len(batch)
-        out = np.mean(
-            [np.flip(out[i * n : (i + 1) * n], axes) for i, axes in enumerate(_FLIP_AXES)],
-            axis=0,
+    if tta == "d4" and batch.shape[1] != batch.shape[2]:
+        raise ConfigError(
+            f"tta=d4 turns the model input by 90 degrees, which needs a square input; this "
+            f"model takes {batch.shape[2]}x{batch.shape[1]}: use tta=flips"
         )
-    else:
-        out = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+    views = _tta_views(tta)
+    variants = np.concatenate([np.flip(np.rot90(batch, k, (1, 2)), a) for k, a in views])
+    out = np.asarray(model.predict_on_batch(variants), dtype=np.float32)
+    n = len(batch)
+    out = np.mean(
+        [np.rot90(np.flip(out[i * n : (i + 1) * n], a), -k, (1, 2))
+         for i, (k, a) in enumerate(views)],
+        axis=0,
+    )
     if out.shape[-1] == 1:  # sigmoid head: background and lesion channels
         out = np.concatenate([1.0 - out, out], axis=-1)
     return out
@@ -257,7 +272,8 @@ def predict_probabilities(
     (1.0: native resolution; a side shorter than the tile is stretched to the tile) and
     covered by overlapping model-sized tiles blended with a smooth window; an image that
     fits in one tile is therefore predicted exactly as untiled. ``tta="flips"`` averages
-    identity, horizontal, vertical and both flips of every model input.
+    identity, horizontal, vertical and both flips of every model input; ``tta="d4"`` the
+    eight turns and flips of a square input.
     """
     options = options or PredictOptions()
     image = np.asarray(image)
