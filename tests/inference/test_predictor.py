@@ -67,12 +67,17 @@ def test_tta_changes_nothing_on_a_turn_and_flip_equivariant_model(
     np.testing.assert_allclose(views, plain, atol=1e-6)
 
 
-def test_flip_tta_averages_the_four_flips() -> None:
-    """On a model that is not flip-equivariant, TTA is the mean of the un-flipped predictions."""
-    keras.utils.set_random_seed(4)
+def _oriented_model(seed: int) -> keras.Model:
+    """A 5x5 convolution with random weights: neither turn- nor flip-equivariant."""
+    keras.utils.set_random_seed(seed)
     inputs = keras.Input((SIZE, SIZE, 3))
     outputs = keras.layers.Conv2D(2, 5, padding="same", activation="softmax")(inputs / 255)
-    model = keras.Model(inputs, outputs)
+    return keras.Model(inputs, outputs)
+
+
+def test_flip_tta_averages_the_four_flips() -> None:
+    """On a model that is not flip-equivariant, TTA is the mean of the un-flipped predictions."""
+    model = _oriented_model(4)
     image = _image(SIZE, SIZE, seed=2)
     batch = image[None].astype(np.float32)
     flips = [(), (2,), (1,), (1, 2)]
@@ -87,10 +92,7 @@ def test_flip_tta_averages_the_four_flips() -> None:
 def test_d4_tta_averages_the_eight_turns_and_flips() -> None:
     """On a model that is neither turn- nor flip-equivariant: the mean of the eight views,
     each turned and flipped back; it differs from the four flips alone."""
-    keras.utils.set_random_seed(5)
-    inputs = keras.Input((SIZE, SIZE, 3))
-    outputs = keras.layers.Conv2D(2, 5, padding="same", activation="softmax")(inputs / 255)
-    model = keras.Model(inputs, outputs)
+    model = _oriented_model(5)
     image = _image(SIZE, SIZE, seed=6)
     batch = image[None].astype(np.float32)
     views = []
