@@ -14,7 +14,14 @@ from omegaconf import DictConfig
 
 from flexunet.errors import ConfigError
 
-TTA_MODES = ("flips", "d4")
+#: The views of each TTA mode as (quarter turns, flipped axes) of an (N, h, w, C) batch:
+#: ``flips`` identity, horizontal, vertical and both flips; ``d4`` the eight symmetries of a
+#: square (four turns, each also flipped left-right).
+TTA_VIEWS: dict[str, tuple[tuple[int, tuple[int, ...]], ...]] = {
+    "flips": ((0, ()), (0, (2,)), (0, (1,)), (0, (1, 2))),
+    "d4": tuple((turns, axes) for turns in range(4) for axes in ((), (2,))),
+}
+TTA_MODES = tuple(TTA_VIEWS)
 POSTPROCESS_MODES = ("largest_component",)
 
 

@@ -30,16 +30,13 @@ from flexunet.data.masks import DEFAULT_MAX_PIXELS
 from flexunet.data.resize import resize_image, resize_probabilities
 from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
-from flexunet.inference.options import POSTPROCESS_MODES, PredictOptions
+from flexunet.inference.options import POSTPROCESS_MODES, TTA_VIEWS, PredictOptions
 
 # the zoo's custom layers (Swin-UNet, TransUNet) must be registered before a checkpoint loads
 from flexunet.models import transformer_layers  # noqa: F401
 from flexunet.progress import progress
 
 log = logging.getLogger(__name__)
-
-#: identity, horizontal, vertical, both: each flip is its own inverse.
-_FLIP_AXES: tuple[tuple[int, ...], ...] = ((), (2,), (1,), (1, 2))
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -186,17 +183,6 @@ def check_classes(model: keras.Model, num_classes: int, ckpt: Path) -> int:
 # --------------------------------------------------------------------------- prediction
 
 
-def _tta_views(tta: str | None) -> tuple[tuple[int, tuple[int, ...]], ...]:
-    """The views of a TTA mode as (quarter turns, flipped axes) of an (N, h, w, C) batch:
-    ``flips`` the four flips, ``d4`` the eight symmetries of a square (four turns, each also
-    flipped left-right), None the identity."""
-    if tta == "flips":
-        return tuple((0, axes) for axes in _FLIP_AXES)
-    if tta == "d4":
-        return tuple((turns, axes) for turns in range(4) for axes in ((), (2,)))
-    return ((0, ()),)
-
-
 def _predict_batch(model: keras.Model, batch: np.ndarray, tta: str | None) -> np.ndarray:
     """(N, h, w, C>=2) probabilities of a float32 batch at the model's input size."""
     if tta == "d4" and batch.shape[1] != batch.shape[2]:
@@ -204,15 +190,18 @@ def _predict_batch(model: keras.Model, batch: np.ndarray, tta: str | None) -> np
             f"tta=d4 turns the model input by 90 degrees, which needs a square input; this "
             f"model takes {batch.shape[2]}x{batch.shape[1]}: use tta=flips"
         )
-    views = _tta_views(tta)
-    variants = np.concatenate([np.flip(np.rot90(batch, k, (1, 2)), a) for k, a in views])
-    out = np.asarray(model.predict_on_batch(variants), dtype=np.float32)
-    n = len(batch)
-    out = np.mean(
-        [np.rot90(np.flip(out[i * n : (i + 1) * n], a), -k, (1, 2))
-         for i, (k, a) in enumerate(views)],
-        axis=0,
-    )
+    if tta is None:
+        out = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+    else:
+        views = TTA_VIEWS[tta]
+        variants = np.concatenate([np.flip(np.rot90(batch, k, (1, 2)), a) for k, a in views])
+        out = np.asarray(model.predict_on_batch(variants), dtype=np.float32)
+        n = len(batch)
+        out = np.mean(
+            [np.rot90(np.flip(out[i * n : (i + 1) * n], a), -k, (1, 2))
+             for i, (k, a) in enumerate(views)],
+            axis=0,
+        )
     if out.shape[-1] == 1:  # sigmoid head: background and lesion channels
         out = np.concatenate([1.0 - out, out], axis=-1)
     return out
