@@ -203,7 +203,7 @@ def test_logger_mlflow_records_params_epoch_metrics_and_the_best_checkpoint(
     assert run.info.status == "FINISHED" and run.info.run_name == "runs/one"
     params = run.data.params  # the resolved config, as in TensorBoard's HParams
     assert params["model.base_filters"] == "8" and params["model.num_layers"] == "3"
-    assert params["train.optimizer._target_"] == "keras.optimizers.Adam"
+    assert params["train.optimizer._target_"] == "flexunet.training.optimizers.Adam"
     assert params["data.augment"].startswith("Compose(transforms=[") and params["tags"] == "a"
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     history = client.get_metric_history(run.info.run_id, "val_lesion_dice")

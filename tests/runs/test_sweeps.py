@@ -186,7 +186,7 @@ def test_job_hparams_are_the_resolved_config_and_the_overrides(compose) -> None:
     assert hparams["model.base_kernels"] == "[3, 3]" and hparams["tags"] == "a,b"
     # every resolved value of model, optimizer, loss and data, whatever the command line said
     assert hparams["model.num_layers"] == cfg.model.num_layers
-    assert hparams["train.optimizer._target_"] == "keras.optimizers.Adam"
+    assert hparams["train.optimizer._target_"] == "flexunet.training.optimizers.Adam"
     assert hparams["train.optimizer.learning_rate"] == cfg.train.optimizer.learning_rate
     assert hparams["train.loss._target_"] == cfg.train.loss._target_
     assert hparams["train.batch_size"] == 4 and hparams["train.epochs"] == 20
