@@ -29,6 +29,7 @@ def test_a_clean_config_has_no_problems() -> None:
         ("data.limt", 3, "unknown key data.limt (did you mean data.limit?"),
         ("train.batch_size", 0, "train.batch_size=0: must be at least 1"),
         ("data.cache_mb", -1, "data.cache_mb=-1.0: must be at least 0"),
+        ("train.steps_per_execution", 0, "train.steps_per_execution=0: must be at least 1"),
     ],
 )
 def test_each_mistake_is_named_with_the_closest_valid_key(key, value, message) -> None:

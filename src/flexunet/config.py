@@ -105,6 +105,7 @@ class TrainConfig:
     # auto | float32 | mixed_float16 | mixed_bfloat16 (flexunet.training.runtime.choose_precision)
     mixed_precision: str = "auto"
     jit_compile: bool = False
+    steps_per_execution: int = at_least(1, 4)  # training steps per call into the backend
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
 
 

@@ -27,3 +27,23 @@ def test_mirrored_falls_back_to_one_device_and_unknown_names_are_errors(
     with pytest.raises(ConfigError, match="use train.distribution=data_parallel"), \
             distribution_scope("mirrored", "jax"):
         pass
+
+
+def test_compiled_model_has_the_fused_adam_and_the_steps_per_call(compose) -> None:
+    import keras
+    import numpy as np
+
+    from flexunet.training.build import compile_model
+    from flexunet.training.optimizers import Adam
+
+    cfg = compose(["model=flexunet_cpu", "model.num_layers=2", "model.base_filters=4",
+                   "model.image_width=16", "model.image_height=16",
+                   "train.steps_per_execution=3"])
+    model = compile_model(cfg)
+    assert type(model.optimizer) is Adam and model.steps_per_execution == 3
+    # a fit of 5 batches with 3 steps per call still takes each batch once
+    x = np.zeros((10, 16, 16, 3), "float32")
+    y = keras.utils.to_categorical(np.zeros((10, 16, 16)), 2)
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) == 5
+    assert compile_model(compose([])).steps_per_execution == 4  # the default

@@ -107,7 +107,11 @@ def compile_model(cfg: DictConfig) -> keras.Model:
     loss = instantiate(cfg.train.loss, _convert_="all")
     metrics = [instantiate(m, _convert_="all") for m in cfg.train.metrics]
     model.compile(
-        optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=cfg.train.jit_compile
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metrics,
+        jit_compile=cfg.train.jit_compile,
+        steps_per_execution=cfg.train.steps_per_execution,
     )
     model.optimizer.build(model.trainable_variables)
     return model
