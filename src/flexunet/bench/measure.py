@@ -453,7 +453,7 @@ def worker_config(job: DictConfig) -> dict:
             k: _plain(job.train[k])
             for k in (
                 "batch_size", "optimizer", "loss", "metrics", "jit_compile", "mixed_precision",
-                "distribution",
+                "distribution", "steps_per_execution",
             )
         },
         "data": {
