@@ -47,3 +47,22 @@ def test_compiled_model_has_the_fused_adam_and_the_steps_per_call(compose) -> No
     model.fit(x, y, batch_size=2, epochs=1, verbose=0)
     assert int(model.optimizer.iterations) == 5
     assert compile_model(compose([])).steps_per_execution == 4  # the default
+
+
+def test_fixed_step_counts_are_kept_exactly() -> None:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from flexunet.training.build import steps_per_call
+
+    assert steps_per_call(4) == steps_per_call(4, None, None) == 4
+    assert steps_per_call(4, 6, None) == 2 and steps_per_call(4, 8, 3) == 1
+    # why: on an endless dataset Keras runs whole calls, so 4 steps per call would turn
+    # steps_per_epoch=6 into 8 steps
+    for per_call, expected in ((4, 16), (steps_per_call(4, 6), 12)):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse", steps_per_execution=per_call)
+        endless = tf.data.Dataset.from_tensors((np.zeros((2, 2), "f"), np.zeros((2, 1), "f")))
+        model.fit(endless.repeat(), steps_per_epoch=6, epochs=2, verbose=0)
+        assert int(model.optimizer.iterations) == expected

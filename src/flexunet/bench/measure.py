@@ -413,8 +413,11 @@ def measure_callbacks(
         job.train.callbacks = {
             name: OmegaConf.to_container(job.train.callbacks[name]) for name in bench.callbacks
         }
-    batch, steps = job.train.batch_size, bench.callback_steps
-    valid_steps = max(1, steps // 2)
+    # whole backend calls: Keras runs model.steps_per_execution steps per call on these
+    # endless datasets, whatever steps_per_epoch says
+    per_call, batch = model.steps_per_execution, job.train.batch_size
+    steps = math.ceil(bench.callback_steps / per_call) * per_call
+    valid_steps = math.ceil(max(1, steps // 2) / per_call) * per_call
     train_ds = dataset(job, cycle(pairs, steps * batch), train=True, repeat=True)
     valid_ds = dataset(job, cycle(pairs[::-1], valid_steps * batch), train=False, repeat=True)
     images, masks = load_arrays(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,12 +96,27 @@ def build_dataset(
     )
 
 
+def steps_per_call(steps_per_execution: int, *fixed_steps: int | None) -> int:
+    """``steps_per_execution`` reduced to a divisor of every fixed step count given (not null).
+
+    Keras runs whole calls of ``steps_per_execution`` steps and stops early only when a
+    dataset runs out; the endless datasets behind ``train.steps_per_epoch`` and
+    ``train.validation_steps`` never do, so a call that does not divide them runs extra steps.
+    """
+    steps = steps_per_execution
+    for fixed in fixed_steps:
+        if fixed:
+            steps = math.gcd(steps, fixed)
+    return steps
+
+
 def compile_model(cfg: DictConfig) -> keras.Model:
     """Model, optimizer, loss and metrics from the config (call inside the strategy's scope).
 
     The optimizer's variables are created here, eagerly: created lazily inside the first
     traced train step, each comes with conditional-initialisation graphs that TensorFlow
-    never frees (see docs/performance.md).
+    never frees (see docs/performance.md). Each backend call runs
+    ``train.steps_per_execution`` steps, fewer where :func:`steps_per_call` says so.
     """
     model = instantiate(cfg.model, _convert_="all")
     optimizer = instantiate(cfg.train.optimizer, _convert_="all")
@@ -111,7 +127,9 @@ def compile_model(cfg: DictConfig) -> keras.Model:
         loss=loss,
         metrics=metrics,
         jit_compile=cfg.train.jit_compile,
-        steps_per_execution=cfg.train.steps_per_execution,
+        steps_per_execution=steps_per_call(
+            cfg.train.steps_per_execution, cfg.train.steps_per_epoch, cfg.train.validation_steps
+        ),
     )
     model.optimizer.build(model.trainable_variables)
     return model
