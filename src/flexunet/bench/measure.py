@@ -456,7 +456,7 @@ def worker_config(job: DictConfig) -> dict:
             k: _plain(job.train[k])
             for k in (
                 "batch_size", "optimizer", "loss", "metrics", "jit_compile", "mixed_precision",
-                "distribution", "steps_per_execution",
+                "distribution", "steps_per_execution", "steps_per_epoch", "validation_steps",
             )
         },
         "data": {
