@@ -64,5 +64,5 @@ def test_fixed_step_counts_are_kept_exactly() -> None:
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         model.compile("sgd", "mse", steps_per_execution=per_call)
         endless = tf.data.Dataset.from_tensors((np.zeros((2, 2), "f"), np.zeros((2, 1), "f")))
-        model.fit(endless.repeat(), steps_per_epoch=6, epochs=2, verbose=0)
+        model.fit(endless.repeat(), steps_per_epoch=6, epochs=2, verbose=0, shuffle=False)
         assert int(model.optimizer.iterations) == expected
