@@ -452,13 +452,9 @@ def worker_config(job: DictConfig) -> dict:
     """The resolved parts of a job config that :func:`rss_job` needs, as plain Python."""
     return {
         "model": _plain(job.model),
-        "train": {
-            k: _plain(job.train[k])
-            for k in (
-                "batch_size", "optimizer", "loss", "metrics", "jit_compile", "mixed_precision",
-                "distribution", "steps_per_execution", "steps_per_epoch", "validation_steps",
-            )
-        },
+        # all of train but its callbacks, which the worker does not build and whose paths
+        # need Hydra's resolvers: compile_model reads a growing set of train keys
+        "train": {k: _plain(job.train[k]) for k in job.train if k != "callbacks"},
         "data": {
             key: _plain(job.data[key])
             for key in ("loader", "augment", "num_parallel_calls", "prefetch", "cache_mb",
