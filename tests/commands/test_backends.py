@@ -4,7 +4,9 @@ the other backend; ``train.distribution=data_parallel`` over two host devices an
 processes, trained weights compared with a one-device run.
 
 Every JAX run is a subprocess (Keras' backend is fixed per process; this one runs TensorFlow).
-The runs are as small as debug=fast allows: JAX on this CPU is about 2.5x slower than TF.
+The runs are as small as debug=fast allows: JAX on this CPU is about 2.5x slower than TF, and
+compiling a step costs more than running it (a debug=fast run: 35 s without, 13 s with its
+programs already compiled), so the module's subprocesses share one JAX compilation cache.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +95,16 @@ def assert_same_weights(run_a: Path, run_b: Path) -> None:
     assert len(a) == len(b)
     worst = max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
     assert worst <= WEIGHT_ATOL, f"weights differ by up to {worst}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One persistent JAX compilation cache for every subprocess of the module: the runs that
+    repeat a program (resume, evaluate) load it instead of compiling it again."""
+    cache = tmp_path_factory.mktemp("jax_compilation_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(cache))
+        yield cache
 
 
 @pytest.fixture(scope="module")
