@@ -98,13 +98,14 @@ def assert_same_weights(run_a: Path, run_b: Path) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def shared_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One persistent JAX compilation cache for every subprocess of the module: the runs that
-    repeat a program (resume, evaluate) load it instead of compiling it again."""
+def shared_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One persistent JAX compilation cache for every subprocess of the module (``jax_env``
+    copies this process's environment): the runs that repeat a program (resume, evaluate) load
+    it instead of compiling it again."""
     cache = tmp_path_factory.mktemp("jax_compilation_cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JAX_COMPILATION_CACHE_DIR", str(cache))
-        yield cache
+        yield
 
 
 @pytest.fixture(scope="module")
