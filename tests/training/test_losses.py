@@ -9,7 +9,12 @@ import keras
 import numpy as np
 import pytest
 
-from flexunet.training.losses import CEDiceLoss, SoftDiceLoss, cross_entropy_per_image
+from flexunet.training.losses import (
+    CEDiceLoss,
+    SoftDiceLoss,
+    boundary_band,
+    cross_entropy_per_image,
+)
 from flexunet.training.metrics import DiceCoefMulticlass, LesionDice, LesionIoU
 
 
@@ -113,7 +118,15 @@ def test_misspelled_argument_raises() -> None:
 
 
 def test_config_roundtrip() -> None:
-    loss = CEDiceLoss(ce_weight=0.5, dice_weight=2.0, smooth=0.1, name="x", reduction="sum")
+    loss = CEDiceLoss(
+        ce_weight=0.5,
+        dice_weight=2.0,
+        smooth=0.1,
+        boundary_weight=3.0,
+        boundary_width=2,
+        name="x",
+        reduction="sum",
+    )
     clone = CEDiceLoss.from_config(loss.get_config())
     assert clone.get_config() == loss.get_config()
     dice = SoftDiceLoss(include_background=True)
@@ -122,7 +135,13 @@ def test_config_roundtrip() -> None:
 
 @pytest.mark.parametrize(
     ("loss", "channels"),
-    [(SoftDiceLoss(), 2), (CEDiceLoss(ce_weight=0.5), 2), (CEDiceLoss(), 1), (SoftDiceLoss(), 1)],
+    [
+        (SoftDiceLoss(), 2),
+        (CEDiceLoss(ce_weight=0.5), 2),
+        (CEDiceLoss(), 1),
+        (SoftDiceLoss(), 1),
+        (CEDiceLoss(boundary_weight=4.0, boundary_width=1), 2),
+    ],
 )
 def test_tiny_model_saves_and_reloads_safe_mode(
     tmp_path: Path, loss: keras.losses.Loss, channels: int
@@ -155,3 +174,46 @@ def test_tiny_model_saves_and_reloads_safe_mode(
     flat = [m for top in loaded.metrics for m in [top, *getattr(top, "metrics", [])]]
     dice = next(m for m in flat if m.name == "lesion_dice")
     assert isinstance(dice, LesionDice) and dice.threshold == pytest.approx(0.4)
+
+
+def test_boundary_band_by_hand() -> None:
+    lesion = np.zeros((1, 8, 8), dtype=int)
+    lesion[0, 2:6, 2:6] = 1  # a 4x4 lesion
+    band = np.asarray(boundary_band(_onehot(lesion, 2), 1))
+    # dilation by a 3x3 square is 6x6 (rows/cols 1..6), erosion 2x2 (3..4): a ring of 36 - 4
+    expected = np.zeros((1, 8, 8))
+    expected[0, 1:7, 1:7] = 1
+    expected[0, 3:5, 3:5] = 0
+    np.testing.assert_array_equal(band, expected)
+    # the same band from a sigmoid mask; no lesion, no band
+    sigmoid_mask = lesion[..., None].astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(boundary_band(sigmoid_mask, 1)), expected)
+    assert np.asarray(boundary_band(np.zeros((1, 8, 8, 1), np.float32), 2)).sum() == 0
+
+
+def test_boundary_weight_weighs_border_pixels_cross_entropy() -> None:
+    lesion = np.zeros((1, 8, 8), dtype=int)
+    lesion[0, 2:6, 2:6] = 1
+    y_true = _onehot(lesion, 2)
+    y_pred = np.full((1, 8, 8, 2), 0.9, dtype=np.float32) * y_true + 0.05
+    y_pred[0, 1, 1] = [0.2, 0.8]  # one wrong pixel on the border band, outside the lesion
+    y_pred /= y_pred.sum(-1, keepdims=True)
+    pixel_ce = -(y_true * np.log(y_pred)).sum(-1)[0]
+    band = np.zeros((8, 8))
+    band[1:7, 1:7] = 1
+    band[3:5, 3:5] = 0
+    weight = 1.0 + 4.0 * band
+    expected = (pixel_ce * weight).sum() / weight.sum()
+    loss = CEDiceLoss(dice_weight=0.0, boundary_weight=4.0, boundary_width=1)
+    assert float(loss(y_true, y_pred)) == pytest.approx(expected, rel=1e-5)
+    # the border's wrong pixel weighs more than in the plain pixel mean
+    assert expected > pixel_ce.mean() * 1.2
+    assert float(CEDiceLoss(dice_weight=0.0)(y_true, y_pred)) == pytest.approx(
+        pixel_ce.mean(), rel=1e-5
+    )
+
+
+@pytest.mark.parametrize("kwargs", [{"boundary_weight": -1.0}, {"boundary_width": 0}])
+def test_boundary_arguments_are_checked(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="boundary"):
+        CEDiceLoss(**kwargs)
