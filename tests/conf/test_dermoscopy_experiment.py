@@ -21,6 +21,8 @@ def test_folds_are_one_sweep_within_the_time_budget(compose) -> None:
     after = cfg.evaluate_after
     assert (after.split, after.tta, after.postprocess) == ("test", "flips", "largest_component")
     assert cfg.mask.threshold == 128
+    loss = instantiate(cfg.train.loss)
+    assert loss.boundary_weight > 0 and loss.boundary_width >= 1  # the border band is on
 
 
 def test_one_key_moves_every_source(compose) -> None:
