@@ -5,7 +5,10 @@ Every fenced ``bash`` block of README.md, data/README.md and docs/*.md runs as o
 out the way the README tells a user to lay it out: the user's PH2 download in ``data/ph2`` and
 the project's sample data in ``../shared/data``. Each block starts from the same state: the
 synthetic data already generated and one finished ``flexunet-train debug=fast`` run in
-``outputs/train/runs/``.
+``outputs/train/runs/``. ``data/ph2`` holds the first ``PH2_IMAGES`` PH2 pairs by name (links
+to the shared files; every ``IMD00*`` and ``IMD01*`` that the README's patterns name is among
+them), not all 150: the commands run the same way, and a dozen evaluations and inferences over
+every image would cost minutes of the suite's budget.
 
 The only change made to a line: ``flexunet-train`` gets ``debug=fast`` (an Optuna search also
 ``hydra.sweeper.n_trials=2``). A line whose comment says ``not run in CI`` (a GPU, a cluster, a
@@ -36,6 +39,8 @@ SHELLS = ("bash", "sh", "shell", "console")
 FAST = "debug=fast"
 FAST_OPTUNA = "hydra.sweeper.n_trials=2"
 BLOCK_TIMEOUT_S = 600
+#: How many PH2 pairs the user's ``data/ph2`` holds (see the module docstring).
+PH2_IMAGES = 24
 
 
 @dataclass(frozen=True)
@@ -194,12 +199,23 @@ def user_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("user")
     (root / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
     work = root / "seed"
-    (work / "data").mkdir(parents=True)
-    (work / "data" / "ph2").symlink_to(SHARED_DATA / "ph2", target_is_directory=True)
+    link_ph2_subset(SHARED_DATA / "ph2", work / "data" / "ph2", PH2_IMAGES)
     proc = run_shell(f"flexunet-train {FAST}", work)
     if proc.returncode:
         pytest.fail(f"seeding the working directory failed:\n{proc.stdout[-3000:]}")
     return work
+
+
+def link_ph2_subset(source: Path, target: Path, count: int) -> None:
+    """``target/{images,masks}`` with links to the first ``count`` pairs of ``source`` by stem."""
+    images = sorted((source / "images").iterdir())[:count]
+    masks = {path.stem: path for path in (source / "masks").iterdir()}
+    for folder in ("images", "masks"):
+        (target / folder).mkdir(parents=True)
+    for image in images:
+        (target / "images" / image.name).symlink_to(image)
+        mask = masks[image.stem]
+        (target / "masks" / mask.name).symlink_to(mask)
 
 
 def run_shell(script: str, cwd: Path) -> subprocess.CompletedProcess:
