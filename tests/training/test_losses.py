@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from flexunet.errors import ConfigError
 from flexunet.training.losses import (
     CEDiceLoss,
     SoftDiceLoss,
@@ -215,5 +216,5 @@ def test_boundary_weight_weighs_border_pixels_cross_entropy() -> None:
 
 @pytest.mark.parametrize("kwargs", [{"boundary_weight": -1.0}, {"boundary_width": 0}])
 def test_boundary_arguments_are_checked(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="boundary"):
+    with pytest.raises(ConfigError, match=r"train\.loss\.boundary_\w+=.*must be at least"):
         CEDiceLoss(**kwargs)

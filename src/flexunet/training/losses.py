@@ -12,6 +12,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from flexunet.errors import ConfigError
+
 
 def _spatial_axes(x: Any) -> tuple[int, ...]:
     return tuple(range(1, len(x.shape) - 1))
@@ -123,10 +125,11 @@ class CEDiceLoss(keras.losses.Loss):
         reduction: str | None = "sum_over_batch_size",
     ) -> None:
         super().__init__(name=name, reduction=reduction)
-        if boundary_weight < 0 or int(boundary_width) < 1:
-            raise ValueError(
-                f"CEDiceLoss: boundary_weight must be >= 0 (got {boundary_weight}) and "
-                f"boundary_width >= 1 pixel (got {boundary_width})"
+        if boundary_weight < 0:
+            raise ConfigError(f"train.loss.boundary_weight={boundary_weight}: must be at least 0")
+        if int(boundary_width) < 1:
+            raise ConfigError(
+                f"train.loss.boundary_width={boundary_width}: must be at least 1 (pixels)"
             )
         self.ce_weight = float(ce_weight)
         self.dice_weight = float(dice_weight)
