@@ -106,7 +106,8 @@ class CEDiceLoss(keras.losses.Loss):
     ``boundary_weight > 0`` weighs the cross-entropy of the pixels within ``boundary_width``
     pixels of the true lesion border ``1 + boundary_weight`` times the others (see
     :func:`boundary_band`): where a lesion's pale rim ends is where these models err most
-    (docs/results.md, failure analysis), and the band costs no epochs.
+    (docs/results.md, failure analysis), and the band is two max-pools of the mask, cheap
+    next to the model.
 
     Cross-entropy is Keras' own (see :func:`cross_entropy_per_image`), categorical for softmax
     outputs and binary for a single sigmoid channel: computed from the logits when ``y_pred``
