@@ -8,6 +8,7 @@ import pytest
 
 from flexunet.errors import ConfigError
 from flexunet.models import build_flexunet, level_specs
+from flexunet.models.normalization import BatchNormalization
 
 
 def test_published_model_has_published_parameter_count() -> None:
@@ -42,7 +43,7 @@ def test_layers_follow_schedule() -> None:
     assert model.get_layer("enc0_conv2").dilation_rate == (2, 2)
     assert model.get_layer("enc2_dropout").rate == pytest.approx(0.2)
     assert model.get_layer("dec0_up").strides == (2, 2)
-    assert isinstance(model.get_layer("dec0_bn2"), keras.layers.BatchNormalization)
+    assert isinstance(model.get_layer("dec0_bn2"), BatchNormalization)  # the fused one
     assert not any(isinstance(layer, keras.layers.MaxPooling2D) and "enc2" in layer.name
                    for layer in model.layers)  # no pooling after the bridge
 

@@ -32,8 +32,9 @@ from flexunet.data.validate import load_image_rgb
 from flexunet.errors import ConfigError, DataError
 from flexunet.inference.options import POSTPROCESS_MODES, TTA_VIEWS, PredictOptions
 
-# the zoo's custom layers (Swin-UNet, TransUNet) must be registered before a checkpoint loads
-from flexunet.models import transformer_layers  # noqa: F401
+# the project's custom layers (BatchNorm, Swin-UNet, TransUNet) must be registered before a
+# checkpoint loads
+from flexunet.models import normalization, transformer_layers  # noqa: F401
 from flexunet.progress import progress
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ import keras
 from keras import layers
 
 from flexunet.models.common import check_common, head, image_input, kernel_size
+from flexunet.models.normalization import BatchNormalization
 from flexunet.models.unet_blocks import check_levels, double_conv
 
 
@@ -30,7 +31,7 @@ def attention_gate(skip: keras.KerasTensor, gate: keras.KerasTensor, inter: int,
     psi = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(psi)
     gated = layers.Multiply(name=f"{name}_weigh")([skip, psi])
     out = layers.Conv2D(skip.shape[-1], 1, name=f"{name}_out")(gated)
-    return layers.BatchNormalization(name=f"{name}_bn")(out)
+    return BatchNormalization(name=f"{name}_bn")(out)
 
 
 def build_attention_unet(

@@ -15,6 +15,7 @@ import keras
 from keras import layers
 
 from flexunet.errors import ConfigError
+from flexunet.models.normalization import BatchNormalization
 
 
 def check_common(
@@ -87,7 +88,7 @@ def conv_bn_act(
         kernel_initializer="he_normal", name=f"{name}_conv",
     )(x)
     if normalization:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = BatchNormalization(name=f"{name}_bn")(x)
     if activation:
         x = layers.Activation(activation, name=f"{name}_act")(x)
     return x

@@ -16,6 +16,7 @@ import keras
 from keras import layers
 
 from flexunet.errors import ConfigError
+from flexunet.models.normalization import BatchNormalization
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _conv_block(
             name=f"{name}_conv{j}",
         )(x)
         if normalization:
-            x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{j}")(x)
+            x = BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{j}")(x)
             x = layers.Activation(activation, name=f"{name}_act{j}")(x)
         if j == 1 and spec.dropout > 0:
             x = layers.Dropout(spec.dropout, name=f"{name}_dropout")(x)

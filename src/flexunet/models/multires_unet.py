@@ -16,6 +16,7 @@ from keras import layers
 
 from flexunet.errors import ConfigError
 from flexunet.models.common import check_common, conv_bn_act, head, image_input
+from flexunet.models.normalization import BatchNormalization
 from flexunet.models.unet_blocks import check_levels
 
 
@@ -27,10 +28,10 @@ def multires_block(x: keras.KerasTensor, units: int, alpha: float, name: str):
     b = conv_bn_act(a, sizes[1], 3, f"{name}_5x5")
     c = conv_bn_act(b, sizes[2], 3, f"{name}_7x7")
     out = layers.Concatenate(name=f"{name}_concat")([a, b, c])
-    out = layers.BatchNormalization(name=f"{name}_bn")(out)
+    out = BatchNormalization(name=f"{name}_bn")(out)
     out = layers.Add(name=f"{name}_add")([shortcut, out])
     out = layers.Activation("relu", name=f"{name}_relu")(out)
-    return layers.BatchNormalization(name=f"{name}_out_bn")(out)
+    return BatchNormalization(name=f"{name}_out_bn")(out)
 
 
 def res_path(x: keras.KerasTensor, filters: int, length: int, name: str):
@@ -39,7 +40,7 @@ def res_path(x: keras.KerasTensor, filters: int, length: int, name: str):
         y = conv_bn_act(x, filters, 3, f"{name}{k}_conv")
         x = layers.Add(name=f"{name}{k}_add")([shortcut, y])
         x = layers.Activation("relu", name=f"{name}{k}_relu")(x)
-        x = layers.BatchNormalization(name=f"{name}{k}_bn")(x)
+        x = BatchNormalization(name=f"{name}{k}_bn")(x)
     return x
 
 
