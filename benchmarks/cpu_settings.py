@@ -9,6 +9,7 @@ warms up, then times training steps on random in-memory tensors, and inference o
     python benchmarks/cpu_settings.py                         # the default sweep, 128/5/k5
     python benchmarks/cpu_settings.py --size 256 --levels 6 --kernel 7 --steps 4
     python benchmarks/cpu_settings.py --only onednn threads   # some groups of settings
+    python benchmarks/cpu_settings.py --only batchnorm --size 160 --steps 24 --rounds 3
 
 Settings are compared within one run (ratios), interleaved over ``--rounds`` passes with the
 best of each kept: on a shared machine the fastest pass is the least disturbed one. Note the
@@ -52,6 +53,12 @@ SWEEPS: dict[str, list[tuple[str, dict[str, str], dict]]] = {
         ("oneDNN on, batch 2", ON, {"batch": 2}),
         ("oneDNN on, batch 8", ON, {"batch": 8}),
     ],
+    "batchnorm": [  # the BatchNorm FlexUNet of experiment=ph2 / dermoscopy_cpu (--size 160)
+        ("bf16, Keras' BatchNormalization", ON,
+         {"precision": "mixed_bfloat16", "normalization": True, "keras_batchnorm": True}),
+        ("bf16, fused BatchNormalization", ON,
+         {"precision": "mixed_bfloat16", "normalization": True}),
+    ],
 }
 
 
@@ -71,10 +78,14 @@ def worker(opts: dict) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(opts["inter"])
     keras.mixed_precision.set_global_policy(opts.get("precision", "float32"))
     keras.utils.set_random_seed(0)
+    if opts.get("keras_batchnorm"):  # the reference: Keras' own, unfused BatchNormalization
+        import flexunet.models.flexunet as flexunet_module
+
+        flexunet_module.BatchNormalization = keras.layers.BatchNormalization
     size, batch, steps = opts["size"], opts["batch"], opts["steps"]
     model = build_flexunet(
         size, size, base_filters=opts["filters"], base_kernels=opts["kernel"],
-        num_layers=opts["levels"],
+        num_layers=opts["levels"], normalization=bool(opts.get("normalization")),
     )
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3, clipvalue=0.5), loss=CEDiceLoss(),
