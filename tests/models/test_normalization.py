@@ -73,6 +73,8 @@ def test_inference_and_unfusable_options_take_keras_path() -> None:
     # BatchNorm over another axis (channels first) is Keras' own computation
     first = BatchNormalization(axis=1)
     assert not first._fusable(tf.constant(x), True, None)
+    assert not BatchNormalization(synchronized=True)._fusable(tf.constant(x), True, None)
+    assert not BatchNormalization(renorm=True)._fusable(tf.constant(x), True, None)
     assert not fused._fusable(tf.constant(x), False, None)
     assert fused._fusable(tf.constant(x), True, None)
 

@@ -23,8 +23,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
     The fused kernel normalises by the batch's mean and biased variance, as Keras does, and
     the moving statistics are updated as Keras updates them (the kernel's Bessel-corrected
     variance is turned back into the biased one). Inference, other backends, masks, batch
-    renormalisation, a layer without ``scale`` or ``center`` and an axis other than the last
-    of a 4-D input take Keras' own path, so every option behaves as there.
+    renormalisation, statistics synchronised across replicas, a layer without ``scale`` or
+    ``center`` and an axis other than the last of a 4-D input take Keras' own path, so every
+    option behaves as there.
     """
 
     def _fusable(self, inputs: Any, training: Any, mask: Any) -> bool:
@@ -34,6 +35,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
             and keras.backend.backend() == "tensorflow"
             and mask is None
             and not self.renorm
+            and not self.synchronized
             and self.scale
             and self.center
             and len(inputs.shape) == 4
