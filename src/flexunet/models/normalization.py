@@ -57,9 +57,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         )
         count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), "float32")
         variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
-        momentum = tf.cast(self.momentum, "float32")
-        self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
-        self.moving_variance.assign(
-            self.moving_variance * momentum + variance * (1.0 - momentum)
-        )
+        keep = self.momentum
+        self.moving_mean.assign(self.moving_mean * keep + mean * (1.0 - keep))
+        self.moving_variance.assign(self.moving_variance * keep + variance * (1.0 - keep))
         return tf.cast(outputs, self.compute_dtype)
